@@ -1,0 +1,1 @@
+"""Code shared by the submit, result and worker functions: the task domain and its AWS adapters."""

@@ -1,0 +1,73 @@
+"""Domain errors. The API maps them to HTTP statuses in one place (core.api); the worker to retry or fail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TaskError(Exception):
+    """Base of the errors a caller of the task API can cause or see."""
+
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class MalformedRequest(TaskError):
+    status = 400
+    title = "Malformed request"
+
+
+class TaskNotFound(TaskError):
+    status = 404
+    title = "Not found"
+
+
+class MethodNotAllowed(TaskError):
+    status = 405
+    title = "Method not allowed"
+
+    def __init__(self, detail: str, allowed: list[str]) -> None:
+        super().__init__(detail)
+        self.allowed = allowed
+
+
+class Conflict(TaskError):
+    status = 409
+    title = "Conflict"
+
+
+class PayloadTooLarge(TaskError):
+    status = 413
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(TaskError):
+    status = 415
+    title = "Unsupported media type"
+
+
+class InvalidInput(TaskError):
+    status = 422
+    title = "Invalid input"
+
+
+class QueueUnavailable(TaskError):
+    status = 503
+    title = "Service unavailable"
+
+
+class RetryableTaskError(Exception):
+    """Raise from a task when trying again later may succeed (a busy dependency, a timeout)."""
+
+
+class TaskCancelled(Exception):
+    """The task was cancelled while it ran; raised from progress reports so that it stops early."""
+
+
+class TaskLost(Exception):
+    """This worker no longer owns the task (its lease ran out and another worker claimed it)."""

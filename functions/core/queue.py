@@ -1,0 +1,46 @@
+"""The task queue: one small SQS message per task; the task's input stays in its record."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from core.errors import MalformedRequest
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+
+@dataclass(frozen=True)
+class TaskMessage:
+    task_id: str
+    task: str
+
+    def to_body(self) -> str:
+        return json.dumps({"task_id": self.task_id, "task": self.task}, separators=(",", ":"))
+
+    @classmethod
+    def from_body(cls, body: str) -> TaskMessage:
+        try:
+            data = json.loads(body)
+            return cls(task_id=str(data["task_id"]), task=str(data["task"]))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise MalformedRequest(f"not a task message: {body[:200]!r}") from exc
+
+
+class TaskQueue(Protocol):
+    def send(self, message: TaskMessage) -> None: ...
+
+
+class SqsTaskQueue:
+    def __init__(self, queue_url: str, client: SQSClient) -> None:
+        self._queue_url = queue_url
+        self._client = client
+
+    def send(self, message: TaskMessage) -> None:
+        self._client.send_message(
+            QueueUrl=self._queue_url,
+            MessageBody=message.to_body(),
+            MessageAttributes={"task_id": {"DataType": "String", "StringValue": message.task_id}},
+        )

@@ -1,0 +1,140 @@
+"""What the API does with a task: submit it, show it, cancel it. Plain Python over a store and a queue."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from core.errors import Conflict, InvalidInput, MalformedRequest, QueueUnavailable, TaskNotFound
+from core.queue import TaskMessage, TaskQueue
+from core.records import TaskRecord, TaskStatus
+from core.registry import TaskDefinition, get_task
+from core.store import TaskStore, TransitionRefused
+
+logger = logging.getLogger(__name__)
+
+# Idempotent submissions get a name-based id, so that the conditional put itself detects the replay.
+IDEMPOTENCY_NAMESPACE = uuid.UUID("0b5c3f0e-8f2a-4c59-9d1e-6f1b8a3c2d47")
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+SECONDS_PER_DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Submission:
+    record: TaskRecord
+    definition: TaskDefinition
+    # True when an Idempotency-Key matched an earlier submission and nothing new was queued.
+    replayed: bool = False
+
+
+def validation_errors(error: ValidationError) -> list[dict[str, Any]]:
+    """Per-field details a client can act on, without echoing large inputs back."""
+    return [
+        {"field": ".".join(str(part) for part in item["loc"]) or "(body)", "message": item["msg"], "type": item["type"]}
+        for item in error.errors(include_url=False, include_input=False)
+    ]
+
+
+def parse_task_id(task_id: str) -> str:
+    try:
+        return str(uuid.UUID(task_id))
+    except ValueError as exc:
+        raise MalformedRequest(f"task id {task_id!r} is not a UUID") from exc
+
+
+class TaskService:
+    def __init__(
+        self,
+        store: TaskStore,
+        queue: TaskQueue | None = None,
+        *,
+        retention_days: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._retention_seconds = retention_days * SECONDS_PER_DAY
+        self._clock = clock
+
+    def submit(
+        self, task_name: str, inputs: Any, *, idempotency_key: str | None = None, caller: str | None = None
+    ) -> Submission:
+        """Validate, record as queued, then enqueue. Nothing is stored or sent for invalid input."""
+        definition = get_task(task_name)
+        if not isinstance(inputs, dict):
+            raise MalformedRequest(f"the body must be a JSON object with the inputs of {task_name!r}")
+        try:
+            model = definition.validate(inputs)
+        except ValidationError as error:
+            raise InvalidInput(f"invalid input for task {task_name!r}", errors=validation_errors(error)) from error
+        input_json = model.model_dump_json()
+        now = self._clock()
+        request_hash = None
+        task_id = str(uuid.uuid4())
+        if idempotency_key is not None:
+            if not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+                raise MalformedRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
+            # The caller's identity scopes the key: two callers choosing the same key never see each other's task.
+            task_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, json.dumps([task_name, caller, idempotency_key])))
+            request_hash = hashlib.sha256(input_json.encode()).hexdigest()
+        record = TaskRecord(
+            task_id=task_id,
+            task=task_name,
+            status=TaskStatus.QUEUED,
+            input_json=input_json,
+            created_at=now,
+            expires_at=int(now) + self._retention_seconds,
+            request_hash=request_hash,
+        )
+        try:
+            self._store.create(record, now)
+        except TransitionRefused as refused:
+            existing = refused.current
+            if existing is None or existing.request_hash != request_hash or existing.task != task_name:
+                raise Conflict("this Idempotency-Key was used before with a different request") from refused
+            return Submission(existing, definition, replayed=True)
+        self._enqueue(record)
+        return Submission(record, definition)
+
+    def _enqueue(self, record: TaskRecord) -> None:
+        if self._queue is None:
+            raise RuntimeError("TaskService.submit needs a queue")
+        try:
+            self._queue.send(TaskMessage(task_id=record.task_id, task=record.task))
+        except (BotoCoreError, ClientError) as send_error:
+            logger.error("could not enqueue task; removing its record", extra={"task_id": record.task_id})
+            try:
+                self._store.delete_queued(record.task_id)
+            except (BotoCoreError, ClientError, TransitionRefused):
+                # The record stays queued with no message; its TTL removes it. Logged so an operator sees it.
+                logger.exception("could not remove the record of an unqueued task", extra={"task_id": record.task_id})
+            raise QueueUnavailable("the task queue is unavailable; nothing was queued, try again") from send_error
+
+    def get(self, task_name: str, task_id: str) -> TaskRecord:
+        task_id = parse_task_id(task_id)
+        record = self._store.get(task_id)
+        if record is None or record.task != task_name or record.is_expired(self._clock()):
+            raise TaskNotFound(f"no {task_name} task with id {task_id}")
+        return record
+
+    def cancel(self, task_name: str, task_id: str) -> TaskRecord:
+        """A queued or running task becomes cancelled; the worker skips or stops it."""
+        record = self.get(task_name, task_id)
+        try:
+            return self._store.cancel(record.task_id, self._clock())
+        except TransitionRefused as refused:
+            current = refused.current
+            if current is None or current.is_expired(self._clock()):
+                raise TaskNotFound(f"no {task_name} task with id {task_id}") from refused
+            if current.status is TaskStatus.CANCELLED:
+                return current  # cancelling twice is not an error: DELETE is idempotent
+            raise Conflict(f"task {task_id} is {current.status.value} and can no longer be cancelled") from refused

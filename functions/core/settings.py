@@ -1,0 +1,82 @@
+"""Settings read from the environment once per container; a missing resource name fails at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+class SettingsError(RuntimeError):
+    """The function's environment lacks a variable it cannot run without."""
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"environment variable {name} must be set (template.yaml sets it)")
+    return value
+
+
+def _positive_int(name: str) -> int:
+    raw = _required(name)
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+    if value < 1:
+        raise SettingsError(f"environment variable {name} must be at least 1, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    retention_days: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            table_name=_required("TABLE_NAME"),
+            retention_days=_positive_int("TASK_RETENTION_DAYS"),
+        )
+
+
+@dataclass(frozen=True)
+class SubmitSettings(Settings):
+    queue_url: str
+
+    @classmethod
+    def from_env(cls) -> SubmitSettings:
+        base = Settings.from_env()
+        return cls(table_name=base.table_name, retention_days=base.retention_days, queue_url=_required("QUEUE_URL"))
+
+
+@dataclass(frozen=True)
+class WorkerSettings(Settings):
+    # Must equal the queue's maxReceiveCount: the delivery with this count is the task's last chance.
+    max_receive_count: int
+
+    @classmethod
+    def from_env(cls) -> WorkerSettings:
+        base = Settings.from_env()
+        return cls(
+            table_name=base.table_name,
+            retention_days=base.retention_days,
+            max_receive_count=_positive_int("MAX_RECEIVE_COUNT"),
+        )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@lru_cache(maxsize=1)
+def submit_settings() -> SubmitSettings:
+    return SubmitSettings.from_env()
+
+
+@lru_cache(maxsize=1)
+def worker_settings() -> WorkerSettings:
+    return WorkerSettings.from_env()

@@ -1,0 +1,1 @@
+"""The long-running tasks this API serves: one module each, registered with `core.registry.task`."""

@@ -1,0 +1,24 @@
+"""The original example task: multiply two numbers, slowly."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from core.registry import FiniteNumber, Progress, TaskInput, task
+
+
+class MultiplyInput(TaskInput):
+    x: FiniteNumber
+    y: FiniteNumber
+
+
+@task("multiply")
+def slow_multiply(inputs: MultiplyInput, progress: Progress) -> int | float:
+    """Return x * y after MULTIPLY_DELAY_SECONDS (10 by default, as in the original), reporting progress."""
+    delay = float(os.environ.get("MULTIPLY_DELAY_SECONDS", "10"))
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < delay:
+        progress(elapsed / delay)
+        time.sleep(min(1.0, delay - elapsed))
+    return inputs.x * inputs.y
