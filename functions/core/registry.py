@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Annotated, Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from core.errors import TaskNotFound
 
@@ -35,13 +36,13 @@ class TaskInput(BaseModel):
 def _finite_number(value: Any) -> int | float:
     # bool is an int in Python, but true is not a number in JSON.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("Input should be a number")
+        raise PydanticCustomError("number_type", "Input should be a number")
     try:
         finite = math.isfinite(float(value))
     except OverflowError:
         finite = False
     if not finite:
-        raise ValueError("Input should be a finite number that fits a 64-bit float")
+        raise PydanticCustomError("finite_number", "Input should be a finite number that fits a 64-bit float")
     return value
 
 
