@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Annotated, Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema
@@ -95,17 +96,21 @@ def task(
 
 
 @lru_cache(maxsize=1)
-def tasks() -> Mapping[str, TaskDefinition]:
-    """Every registered task by name, after importing each module of the `tasks` package once."""
+def _import_task_modules() -> None:
     package = importlib.import_module("tasks")
     for module in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"tasks.{module.name}")
-    return dict(sorted(_definitions.items()))
+
+
+def tasks() -> Mapping[str, TaskDefinition]:
+    """Every registered task by name, once each module of the `tasks` package has been imported."""
+    _import_task_modules()
+    return MappingProxyType(_definitions)
 
 
 def get_task(name: str) -> TaskDefinition:
     definition = tasks().get(name)
     if definition is None:
-        known = ", ".join(tasks()) or "none"
-        raise TaskNotFound(f"no task named {name!r}; known tasks: {known}", known_tasks=list(tasks()))
+        known = sorted(tasks())
+        raise TaskNotFound(f"no task named {name!r}; known tasks: {', '.join(known) or 'none'}", known_tasks=known)
     return definition

@@ -14,7 +14,9 @@ from core.queue import TaskMessage
 from core.runner import TaskRunner
 from core.settings import worker_settings
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every message failed is still a partial response, not an invocation error: retries of
+# tasks must not trip the Errors alarm, which is for faults of the worker itself.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 # Beyond the invocation's remaining time, so that a live run is never taken for a dead one.
 LEASE_MARGIN_SECONDS = 5.0

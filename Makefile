@@ -1,0 +1,48 @@
+# The single entry point: `make run` starts the local stack, `make test` runs every test and check.
+# Both create the virtual environment on first use (Python from .python-version via pyenv, else python3.13).
+SHELL := /bin/bash
+PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python3.13)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: install run services test lint format typecheck build bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it (pyenv install 3.13) or set PYTHON=" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP) ## the whole system on http://127.0.0.1:3000 (PORT to change)
+	$(PY) -m devstack
+
+services: $(STAMP) ## only the emulated AWS services and the SQS poller, for `sam local start-api`
+	$(PY) -m devstack --no-api
+
+test: $(STAMP) lint typecheck ## unit, integration, template and end-to-end tests
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy functions
+
+build: $(STAMP) ## package the functions as Lambda would get them (no Docker needed)
+	$(VENV)/bin/sam build
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

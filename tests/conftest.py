@@ -1,0 +1,65 @@
+"""Fixtures shared by every test: the Lambda environment, moto resources built from template.yaml, events."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws  # imported before any client is built, so moto can intercept them all
+
+from devstack.resources import LocalResources, create_resources
+from tests.support.events import LambdaContext
+
+# The environment template.yaml gives the functions, with the names create_resources gives the resources.
+LAMBDA_ENVIRONMENT = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "TABLE_NAME": "TasksTable",
+    "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/TaskQueue",
+    "TASK_RETENTION_DAYS": "7",
+    "MAX_RECEIVE_COUNT": "3",
+    "MULTIPLY_DELAY_SECONDS": "0",
+    "POWERTOOLS_SERVICE_NAME": "long-running-tasks",
+    "POWERTOOLS_METRICS_NAMESPACE": "LongRunningTasks",
+}
+os.environ.update(LAMBDA_ENVIRONMENT)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext()
+
+
+@pytest.fixture
+def aws() -> Iterator[LocalResources]:
+    """A fresh in-process moto account holding the template's table and queues."""
+    with mock_aws():
+        resources = create_resources()
+        assert resources.table_name == LAMBDA_ENVIRONMENT["TABLE_NAME"]
+        assert resources.queue_url == LAMBDA_ENVIRONMENT["QUEUE_URL"]
+        assert resources.max_receive_count == int(LAMBDA_ENVIRONMENT["MAX_RECEIVE_COUNT"])
+        assert str(resources.parameters["TaskRetentionDays"]) == LAMBDA_ENVIRONMENT["TASK_RETENTION_DAYS"]
+        yield resources
+
+
+@pytest.fixture
+def sqs(aws: LocalResources) -> Any:
+    return boto3.client("sqs")
+
+
+@pytest.fixture
+def dynamodb(aws: LocalResources) -> Any:
+    return boto3.client("dynamodb")
+
+
+@pytest.fixture
+def driver(aws: LocalResources) -> Any:
+    import tests.support.extra_tasks  # noqa: F401 - registers the test-only tasks
+    from tests.support.driver import Driver
+
+    return Driver(aws)

@@ -1,0 +1,168 @@
+"""Faults injected into AWS calls and workers: no accepted task is lost, none runs twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+
+from core import registry
+from core.aws import dynamodb_client, sqs_client, task_store
+from core.queue import TaskMessage
+from core.records import TaskStatus
+from core.runner import TaskRunner
+from core.store import TransitionRefused
+from tests.support.driver import Driver
+
+
+@contextmanager
+def failing(client: Any, operation: str, code: str, times: int) -> Iterator[list[int]]:
+    """Make the next `times` calls of `operation` fail with `code`, as AWS would answer them."""
+    failures: list[int] = []
+
+    def fail(**_: Any) -> None:
+        if len(failures) < times:
+            failures.append(1)
+            raise ClientError({"Error": {"Code": code, "Message": f"injected {code}"}}, operation)
+
+    event = f"before-call.{client.meta.service_model.service_name}.{operation}"
+    client.meta.events.register(event, fail)
+    try:
+        yield failures
+    finally:
+        client.meta.events.unregister(event, fail)
+
+
+def test_queue_send_failure_is_503_and_leaves_no_queued_record(driver: Driver) -> None:
+    with Stubber(sqs_client()) as stub:
+        stub.add_client_error("send_message", "ServiceUnavailable", http_status_code=503)
+        refused = driver.submit("multiply", {"x": 2, "y": 3})
+
+    assert refused.status == 503
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert "nothing was queued" in refused.body["detail"]
+    assert driver.dynamodb.scan(TableName=driver.resources.table_name)["Count"] == 0
+
+
+def test_idempotent_retry_after_a_send_failure_queues_the_task(driver: Driver) -> None:
+    key = {"Idempotency-Key": "retry-me"}
+    with Stubber(sqs_client()) as stub:
+        stub.add_client_error("send_message", "ServiceUnavailable", http_status_code=503)
+        assert driver.submit("multiply", {"x": 2, "y": 3}, key).status == 503
+
+    retried = driver.submit("multiply", {"x": 2, "y": 3}, key)
+
+    assert retried.status == 202
+    driver.deliver()
+    assert driver.get("multiply", retried.body["task_id"]).body["result"] == 6
+
+
+def test_table_throttling_at_submit_is_an_opaque_500_and_nothing_is_queued(driver: Driver) -> None:
+    with failing(dynamodb_client(), "PutItem", "InternalServerError", times=10):
+        refused = driver.submit("multiply", {"x": 2, "y": 3})
+
+    assert refused.status == 500
+    assert set(refused.body) == {"type", "title", "status", "detail", "request_id"}
+    assert "Traceback" not in str(refused.body)
+    assert driver.queue_depth(driver.resources.queue_url) == 0
+
+
+def test_worker_throttled_by_dynamodb_retries_then_succeeds(driver: Driver) -> None:
+    task_id = driver.submit("multiply", {"x": 4, "y": 5}).body["task_id"]
+
+    with failing(dynamodb_client(), "UpdateItem", "ProvisionedThroughputExceededException", times=1) as failures:
+        assert len(driver.deliver()) == 1  # returned to the queue
+    assert failures == [1]
+    assert driver.get("multiply", task_id).body["status"] == "queued"
+
+    assert driver.deliver() == []
+    assert driver.get("multiply", task_id).body["result"] == 20
+
+
+def test_worker_killed_mid_task_is_claimed_again_after_its_lease(driver: Driver) -> None:
+    task_id = driver.submit("multiply", {"x": 3, "y": 3}).body["task_id"]
+    # A worker claimed the task, then died: its lease has run out, its message comes back.
+    task_store().claim(task_id, now=1.0e9, lease_seconds=60)
+    assert driver.get("multiply", task_id).body["status"] == "running"
+
+    assert driver.deliver() == []
+
+    done = driver.get("multiply", task_id).body
+    assert done["result"] == 9
+    assert done["attempts"] == 2
+
+
+def test_task_running_under_a_live_lease_is_not_run_twice(driver: Driver) -> None:
+    task_id = driver.submit("counting", {"n": 303}).body["task_id"]
+    task_store().claim(task_id, now=time.time(), lease_seconds=600)  # held by a live worker
+
+    assert len(driver.deliver()) == 1  # tried again later, not run
+
+    assert driver.get("counting", task_id).body["status"] == "running"
+
+
+def test_stale_worker_cannot_overwrite_the_outcome_of_a_newer_attempt(driver: Driver) -> None:
+    task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
+    store = task_store()
+    stale = store.claim(task_id, now=1.0e9, lease_seconds=1)
+    driver.deliver()  # a second worker takes over after the lease and finishes
+
+    with pytest.raises(TransitionRefused):
+        store.finish(task_id, stale.attempts, 2.0e9, result_json="999")
+    assert driver.get("multiply", task_id).body["result"] == 6
+
+
+def test_cancelling_a_running_task_stops_it_at_its_next_progress_report(driver: Driver) -> None:
+    task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
+    clock = iter(range(1_000_000_000, 2_000_000_000, 5))
+    store = task_store()
+    reports: list[float] = []
+
+    def cancel_midway(inputs: Any, progress: Any) -> int:
+        progress(0.1)
+        reports.append(0.1)
+        driver.cancel("multiply", task_id)
+        progress(0.5)  # raises: the task was cancelled
+        reports.append(0.5)
+        return 6
+
+    original = registry.get_task("multiply")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(registry._definitions, "multiply", replace(original, function=cancel_midway))
+        runner = TaskRunner(store, max_receive_count=3, lease_seconds=60, clock=lambda: float(next(clock)))
+        outcome = runner.handle(TaskMessage(task_id, "multiply"), receive_count=1)
+
+    assert outcome.status == TaskStatus.CANCELLED
+    assert reports == [0.1]
+    body = driver.get("multiply", task_id).body
+    assert body["status"] == "cancelled"
+    assert "result" not in body
+
+
+def test_progress_of_a_running_task_is_visible(driver: Driver) -> None:
+    task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
+    clock = iter(range(1_000_000_000, 2_000_000_000, 5))
+    seen: list[Any] = []
+
+    def observe(inputs: Any, progress: Any) -> int:
+        progress(0.25)
+        seen.append(driver.get("multiply", task_id))
+        return 6
+
+    original = registry.get_task("multiply")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(registry._definitions, "multiply", replace(original, function=observe))
+        TaskRunner(task_store(), max_receive_count=3, lease_seconds=60, clock=lambda: float(next(clock))).handle(
+            TaskMessage(task_id, "multiply"), receive_count=1
+        )
+
+    assert seen[0].status == 202
+    assert seen[0].body["status"] == "running"
+    assert seen[0].body["progress"] == 0.25
+    assert seen[0].body["started_at"] is not None

@@ -1,0 +1,107 @@
+"""Drives the three handlers the way API Gateway and the SQS event source do, against moto."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from devstack.resources import LocalResources
+from result.app import lambda_handler as result_handler
+from submit.app import lambda_handler as submit_handler
+from tests.support.events import LambdaContext, http_event
+from worker.app import lambda_handler as worker_handler
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+def _call(handler: Any, event: dict[str, Any]) -> HttpResponse:
+    response = handler(event, LambdaContext())
+    return HttpResponse(response["statusCode"], response.get("headers", {}), json.loads(response["body"]))
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """Lambda's SQS event for messages as ReceiveMessage returned them."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message.get("Attributes", {}),
+                "messageAttributes": {
+                    name: {"stringValue": value.get("StringValue"), "dataType": value["DataType"]}
+                    for name, value in message.get("MessageAttributes", {}).items()
+                },
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1",
+            }
+            for message in messages
+        ]
+    }
+
+
+class Driver:
+    def __init__(self, resources: LocalResources) -> None:
+        self.resources = resources
+        self.sqs = boto3.client("sqs")
+        self.dynamodb = boto3.client("dynamodb")
+
+    def submit(self, task: str, body: Any, headers: dict[str, str] | None = None) -> HttpResponse:
+        return _call(submit_handler, http_event("POST", f"/{task}", body, headers))
+
+    def get(self, task: str, task_id: str) -> HttpResponse:
+        return _call(result_handler, http_event("GET", f"/{task}/{task_id}"))
+
+    def cancel(self, task: str, task_id: str) -> HttpResponse:
+        return _call(result_handler, http_event("DELETE", f"/{task}/{task_id}"))
+
+    def receive(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = self.sqs.receive_message(
+            QueueUrl=self.resources.queue_url,
+            MaxNumberOfMessages=10,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        return messages
+
+    def run_worker(self, messages: list[dict[str, Any]]) -> list[str]:
+        """Invoke the worker; delete what it handled, return the failed message ids to the queue at once
+        (as if their visibility timeout had passed)."""
+        response = worker_handler(sqs_event(messages, self.resources.queue_arn), LambdaContext())
+        failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+        for message in messages:
+            if message["MessageId"] in failed:
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.resources.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+            else:
+                self.sqs.delete_message(QueueUrl=self.resources.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return sorted(failed)
+
+    def deliver(self) -> list[str]:
+        """One poll of the queue and one worker invocation; the ids of the messages that failed."""
+        messages = self.receive()
+        assert messages, "the queue is empty"
+        return self.run_worker(messages)
+
+    def queue_depth(self, url: str) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def item(self, task_id: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self.dynamodb.get_item(
+            TableName=self.resources.table_name, Key={"task_id": {"S": task_id}}
+        ).get("Item")
+        return item

@@ -1,0 +1,40 @@
+"""Tasks that exist only in tests: they fail, retry and count in the ways the worker must handle."""
+
+from __future__ import annotations
+
+from core.errors import RetryableTaskError
+from core.registry import Progress, TaskInput, task
+
+
+class Nothing(TaskInput):
+    pass
+
+
+class Count(TaskInput):
+    n: int
+
+
+calls: dict[str, int] = {}
+
+
+@task("always-transient")
+def always_transient(inputs: Nothing, progress: Progress) -> None:
+    """Meets a busy dependency every time: a poison message."""
+    raise RetryableTaskError("the dependency is busy")
+
+
+@task("always-fails")
+def always_fails(inputs: Nothing, progress: Progress) -> None:
+    raise ValueError("this input can never work")
+
+
+@task("counting")
+def counting(inputs: Count, progress: Progress) -> int:
+    """Counts its runs, so that a test sees a task run twice."""
+    calls[str(inputs.n)] = calls.get(str(inputs.n), 0) + 1
+    return inputs.n
+
+
+@task("huge-result")
+def huge_result(inputs: Nothing, progress: Progress) -> str:
+    return "x" * 400_000
