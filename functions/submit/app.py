@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import Any
 
@@ -35,6 +36,13 @@ def submit(task: str) -> Response[str]:
     if not submission.replayed:
         metrics.add_metric(name="TasksSubmitted", unit="Count", value=1)
     return task_response(event, submission.record, submission.definition, location=True)
+
+
+@app.get("/openapi.json")
+def openapi() -> Response[str]:
+    from core.openapi import openapi_document  # only this rare request pays for building JSON schemas
+
+    return Response(status_code=200, content_type="application/json", body=json.dumps(openapi_document()))
 
 
 @app.route("/<task>", method=[method for method in OTHER_METHODS if method != "POST"])

@@ -1,0 +1,163 @@
+"""Each handler driven by the sample events in events/ (the same files `sam local invoke -e` takes)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from core.api import MAX_BODY_BYTES
+from devstack.resources import LocalResources
+from result.app import lambda_handler as result_handler
+from submit.app import lambda_handler as submit_handler
+from tests.support.events import LambdaContext, http_event, load_event
+from worker.app import lambda_handler as worker_handler
+
+
+def call(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+    response = handler(event, LambdaContext())
+    return response["statusCode"], response.get("headers", {}), json.loads(response["body"])
+
+
+@pytest.mark.parametrize(
+    ("event_name", "status", "title"),
+    [
+        ("submit_multiply", 202, None),
+        ("submit_idempotent", 202, None),
+        ("submit_invalid_json", 400, "Malformed request"),
+        ("submit_invalid_input", 422, "Invalid input"),
+        ("submit_unknown_task", 404, "Not found"),
+        ("submit_wrong_method", 405, "Method not allowed"),
+    ],
+)
+def test_submit_handler_answers_each_sample_event(
+    aws: LocalResources, event_name: str, status: int, title: str | None
+) -> None:
+    code, headers, body = call(submit_handler, load_event(event_name))
+
+    assert code == status
+    if title is None:
+        assert headers["Content-Type"] == "application/json"
+        assert body["status"] == "queued"
+    else:
+        assert headers["Content-Type"] == "application/problem+json"
+        assert body["title"] == title
+        assert body["status"] == status
+
+
+@pytest.mark.parametrize(
+    ("event_name", "status"),
+    [("result_get", 404), ("result_get_malformed_id", 400), ("result_cancel", 404)],
+)
+def test_result_handler_answers_each_sample_event(aws: LocalResources, event_name: str, status: int) -> None:
+    code, headers, body = call(result_handler, load_event(event_name))
+
+    assert code == status
+    assert headers["Content-Type"] == "application/problem+json"
+    assert body["status"] == status
+
+
+def test_worker_handler_reports_the_unreadable_sample_message_as_failed(aws: LocalResources) -> None:
+    event = load_event("worker_poison")
+
+    response = worker_handler(event, LambdaContext())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+
+
+def test_worker_handler_drops_a_message_whose_task_does_not_exist(aws: LocalResources) -> None:
+    assert worker_handler(load_event("worker_multiply"), LambdaContext()) == {"batchItemFailures": []}
+
+
+def test_invalid_input_lists_every_field_error(aws: LocalResources) -> None:
+    _, _, body = call(submit_handler, load_event("submit_invalid_input"))
+
+    assert {(error["field"], error["type"]) for error in body["errors"]} == {
+        ("x", "number_type"),
+        ("y", "number_type"),
+        ("z", "extra_forbidden"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ("[1, 2]", 400),
+        ('"x"', 400),
+        ("", 400),
+        ("null", 400),
+        ('{"x": NaN, "y": 1}', 422),
+        ('{"x": Infinity, "y": 1}', 422),
+        ('{"x": 1e400, "y": 1}', 422),
+        ('{"x": 2, "y": 3', 400),
+        ("[" * 100_000, 400),
+    ],
+)
+def test_submit_rejects_bodies_that_are_not_valid_inputs(aws: LocalResources, body: str, status: int) -> None:
+    code, _, problem = call(submit_handler, http_event("POST", "/multiply", body))
+
+    assert code == status
+    assert problem["status"] == status
+    assert aws_table_is_empty()
+
+
+def test_submit_over_the_size_limit_is_413(aws: LocalResources) -> None:
+    padding = "0" * MAX_BODY_BYTES
+    code, _, problem = call(submit_handler, http_event("POST", "/multiply", f'{{"x": 1{padding}, "y": 1}}'))
+
+    assert code == 413
+    assert str(MAX_BODY_BYTES) in problem["detail"]
+
+
+def test_submit_accepts_a_base64_encoded_body(aws: LocalResources) -> None:
+    event = http_event("POST", "/multiply", None)
+    event["body"] = base64.b64encode(b'{"x": 2, "y": 3}').decode()
+    event["isBase64Encoded"] = True
+
+    code, _, body = call(submit_handler, event)
+
+    assert code == 202
+    assert body["task"] == "multiply"
+
+
+def test_unknown_task_is_404_even_with_an_invalid_body(aws: LocalResources) -> None:
+    code, _, body = call(submit_handler, http_event("POST", "/divide", "not json"))
+
+    assert code == 404
+    assert "multiply" in body["known_tasks"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "POST"])
+def test_result_wrong_method_is_405_with_allow(aws: LocalResources, method: str) -> None:
+    code, headers, _ = call(result_handler, http_event(method, "/multiply/3f2b8a51-6c1e-4d7a-9b0f-2e5c8d4a1f60"))
+
+    assert code == 405
+    assert headers["Allow"] == "GET, DELETE"
+
+
+def test_get_for_another_task_name_is_404(aws: LocalResources) -> None:
+    _, _, accepted = call(submit_handler, load_event("submit_multiply"))
+
+    code, _, _ = call(result_handler, http_event("GET", f"/counting/{accepted['task_id']}"))
+
+    assert code == 404
+
+
+def test_openapi_document_describes_each_task_input(aws: LocalResources) -> None:
+    code, _, document = call(submit_handler, http_event("GET", "/openapi.json"))
+
+    assert code == 200
+    assert document["openapi"].startswith("3.1")
+    schema = document["components"]["schemas"]["MultiplyInput"]
+    assert set(schema["required"]) == {"x", "y"}
+    assert schema["additionalProperties"] is False
+    assert set(document["paths"]["/multiply"]) == {"post"}
+    assert set(document["paths"]["/multiply/{task_id}"]) == {"parameters", "get", "delete"}
+
+
+def aws_table_is_empty() -> bool:
+    import boto3
+
+    return boto3.client("dynamodb").scan(TableName="TasksTable")["Count"] == 0
