@@ -119,11 +119,14 @@ class TaskRunner:
         max_receive_count: int,
         lease_seconds: float,
         clock: Callable[[], float] = time.time,
+        on_finished: Callable[[TaskRecord], None] = lambda record: None,
     ) -> None:
         self._store = store
         self._max_receive_count = max_receive_count
         self._lease_seconds = lease_seconds
         self._clock = clock
+        # Called once per task that this runner moved to succeeded or failed (metrics).
+        self._on_finished = on_finished
 
     def handle(self, message: TaskMessage, receive_count: int) -> Outcome:
         """Process one delivery. Returns when the message is done with; raises when SQS should deliver it again."""
@@ -179,6 +182,7 @@ class TaskRunner:
             status = current.status.value if current else "gone"
             logger.info("task changed while running; outcome dropped", extra={"task_id": record.task_id, "now": status})
             return Outcome(record.task_id, record.task, status, current)
+        self._on_finished(finished)
         return Outcome(record.task_id, record.task, finished.status.value, finished)
 
     def _retry_or_give_up(self, record: TaskRecord, error: Exception, receive_count: int) -> Outcome:

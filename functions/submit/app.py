@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.api import OTHER_METHODS, caller_identity, create_app, json_body, method_not_allowed, task_response
 from core.aws import task_queue, task_store
-from core.observability import logger, metrics
+from core.observability import logger, metrics, record_submitted
 from core.registry import get_task
 from core.service import TaskService
 from core.settings import submit_settings
@@ -34,7 +34,7 @@ def submit(task: str) -> Response[str]:
     logger.set_correlation_id(submission.record.task_id)
     logger.info("task accepted", task=task, replayed=submission.replayed)
     if not submission.replayed:
-        metrics.add_metric(name="TasksSubmitted", unit="Count", value=1)
+        record_submitted(task)
     return task_response(event, submission.record, submission.definition, location=True)
 
 

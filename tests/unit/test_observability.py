@@ -1,0 +1,80 @@
+"""What an operator sees: EMF metric documents and log lines keyed by task id."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from core.observability import logger
+from tests.support.driver import Driver
+
+
+def logged(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """The handlers' log lines as CloudWatch receives them: each record through the Powertools formatter."""
+    return [json.loads(logger.registered_formatter.format(record)) for record in caplog.records]
+
+
+def emitted(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def metric_documents(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Metric name -> its EMF document."""
+    found = {}
+    for line in lines:
+        for directive in line.get("_aws", {}).get("CloudWatchMetrics", []):
+            for metric in directive["Metrics"]:
+                found[metric["Name"]] = {**line, "_directive": directive}
+    return found
+
+
+def test_submit_emits_tasks_submitted_by_task_and_logs_the_task_id(
+    driver: Driver, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
+
+    lines = emitted(capsys.readouterr().out)
+
+    submitted = metric_documents(lines)["TasksSubmitted"]
+    assert submitted["_directive"]["Namespace"] == "LongRunningTasks"
+    assert submitted["task"] == "multiply"
+    assert ["service", "task"] in submitted["_directive"]["Dimensions"]
+    accepted = next(line for line in logged(caplog) if line.get("message") == "task accepted")
+    assert accepted["correlation_id"] == task_id
+    assert accepted["level"] == "INFO"
+    assert accepted["function_request_id"]
+    assert "ColdStart" in metric_documents(lines) or not accepted["cold_start"]
+
+
+def test_worker_emits_outcome_duration_and_queue_wait(
+    driver: Driver, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
+    failed_id = driver.submit("always-fails", {}).body["task_id"]
+    capsys.readouterr()
+    caplog.clear()
+
+    driver.deliver()
+
+    lines = emitted(capsys.readouterr().out)
+    metrics = metric_documents(lines)
+    assert metrics["TasksSucceeded"]["task"] == "multiply"
+    assert metrics["TasksFailed"]["task"] == "always-fails"
+    assert metrics["TaskDuration"]["_directive"]["Metrics"][0]["Unit"] == "Milliseconds"
+    assert min(metrics["QueueWait"]["QueueWait"]) >= 0
+    handled = [line for line in logged(caplog) if line.get("message") == "task message handled"]
+    # Formatted after the fact, every line shows the correlation id set last: one of the batch's task ids.
+    assert {line["correlation_id"] for line in handled} <= {task_id, failed_id}
+    assert {line["outcome"] for line in handled} == {"succeeded", "failed"}
+
+
+def test_worker_gave_up_task_counts_as_failed(driver: Driver, capsys: pytest.CaptureFixture[str]) -> None:
+    driver.submit("always-transient", {})
+    for _ in range(driver.resources.max_receive_count):
+        driver.deliver()
+
+    metrics = metric_documents(emitted(capsys.readouterr().out))
+
+    assert metrics["TasksFailed"]["task"] == "always-transient"
