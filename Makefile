@@ -36,7 +36,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy functions
+	$(VENV)/bin/mypy functions lrt
 
 build: $(STAMP) ## package the functions as Lambda would get them (no Docker needed)
 	$(VENV)/bin/sam build

@@ -34,8 +34,9 @@ def signed(body: bytes, url: str = URL, **auth_options: object) -> requests.Prep
 
 def expected_signature(request: requests.PreparedRequest, signed_headers: str, scope: str) -> str:
     """SigV4 computed by hand from the AWS documentation, independently of botocore."""
-    url = urlsplit(request.url)
-    body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
+    url = urlsplit(str(request.url))
+    body = request.body
+    assert isinstance(body, bytes)
     values = {"host": url.netloc, **{name.lower(): value for name, value in request.headers.items()}}
     canonical_headers = "".join(f"{name}:{str(values[name]).strip()}\n" for name in signed_headers.split(";"))
     canonical_request = "\n".join(

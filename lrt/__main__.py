@@ -1,0 +1,7 @@
+"""`python -m lrt`: the `lrt` command without installing its entry point."""
+
+import sys
+
+from lrt.cli import main
+
+sys.exit(main())

@@ -1,0 +1,332 @@
+"""A client for the task API: submit a task, poll it until it finishes, collect its result.
+
+client = TaskClient()                      # LRT_URL, else the local stack on http://127.0.0.1:3000
+client.run("multiply", x=2, y=3)           # 6: submit, wait, result (raises TaskFailed, TaskCancelled)
+task = client.submit("multiply", x=2, y=3) # TaskStatus, status "queued"
+client.wait("multiply", task.task_id, timeout=60, on_progress=print)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from lrt.auth import AuthOption, resolve_auth
+from lrt.errors import ERRORS_BY_STATUS, ApiError, ConnectionFailed, TaskCancelled, TaskFailed, WaitTimeout
+
+DEFAULT_URL = "http://127.0.0.1:3000"  # the local stack, `make run`
+DEFAULT_WAIT_TIMEOUT = 600.0
+PENDING = frozenset({"queued", "running"})
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+DELTA_SECONDS = re.compile(r"^\s*\d+(\.\d+)?\s*$")
+
+
+def default_url() -> str:
+    """`LRT_URL` when set, else the local stack."""
+    return os.environ.get("LRT_URL") or DEFAULT_URL
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    type: str
+    message: str
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """A task as the API last showed it. `raw` is the whole JSON body, fields this client does not know included."""
+
+    task_id: str
+    task: str
+    status: str
+    progress: float | None = None
+    result: Any = None
+    error: TaskFailure | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # Seconds the server asked to wait before the next poll (the Retry-After header of a pending task).
+    retry_after: float | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def is_pending(self) -> bool:
+        return not self.is_finished
+
+    def raise_for_outcome(self) -> None:
+        """Raise TaskFailed or TaskCancelled when the task ended that way; nothing for any other status."""
+        if self.status == "failed":
+            error = self.error or TaskFailure("UnknownError", "the task failed without an error")
+            raise TaskFailed(self.task, self.task_id, error.type, error.message)
+        if self.status == "cancelled":
+            raise TaskCancelled(self.task, self.task_id)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any], *, retry_after: float | None = None) -> TaskStatus:
+        task_id, task, status = body.get("task_id"), body.get("task"), body.get("status")
+        if not (isinstance(task_id, str) and isinstance(task, str) and isinstance(status, str)):
+            raise ValueError("a task needs string task_id, task and status")
+        progress = body.get("progress")
+        error = body.get("error")
+        return cls(
+            task_id=task_id,
+            task=task,
+            status=status,
+            progress=float(progress) if isinstance(progress, int | float) and not isinstance(progress, bool) else None,
+            result=body.get("result"),
+            error=TaskFailure(str(error.get("type", "")), str(error.get("message", "")))
+            if isinstance(error, dict)
+            else None,
+            created_at=_timestamp(body.get("created_at")),
+            started_at=_timestamp(body.get("started_at")),
+            finished_at=_timestamp(body.get("finished_at")),
+            raw=body,
+            retry_after=retry_after,
+        )
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How wait() spaces its polls.
+
+    Each pause is the larger of our own backoff (`initial`, times `multiplier` per poll, at most `max_interval`) and
+    the server's Retry-After (believed up to `max_retry_after`), stretched by up to `jitter` so that many clients
+    drift apart; it never undercuts Retry-After. `max_errors` consecutive failed polls (503, throttling, connection)
+    end the wait with the last error.
+    """
+
+    initial: float = 0.5
+    multiplier: float = 1.5
+    max_interval: float = 10.0
+    max_retry_after: float = 60.0
+    jitter: float = 0.1
+    max_errors: int = 5
+
+    def delay(self, attempt: int, retry_after: float | None, rand: float) -> float:
+        backoff = min(self.initial * self.multiplier ** min(attempt, 64), self.max_interval)
+        asked = min(retry_after, self.max_retry_after) if retry_after is not None else 0.0
+        return max(backoff, asked) * (1.0 + self.jitter * rand)
+
+
+class TaskClient:
+    """Calls the task API. `auth` is "sigv4" (IAM), "bearer" (JWT from LRT_TOKEN), a requests auth, or None."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        auth: AuthOption = None,
+        timeout: float = 10,
+        session: requests.Session | None = None,
+        poll: PollPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.base_url = (base_url or default_url()).rstrip("/")
+        if urlsplit(self.base_url).scheme not in ("http", "https") or not urlsplit(self.base_url).hostname:
+            raise ValueError(f"the API URL must look like https://host[/stage], not {self.base_url!r}")
+        self.timeout = timeout
+        self.poll = poll or PollPolicy()
+        self._auth = resolve_auth(auth)
+        self._owns_session = session is None
+        self._session = session or requests.Session()
+        self._sleep = sleep
+        self._clock = clock
+        self._rand = rand
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    def submit(
+        self,
+        task: str,
+        inputs: Mapping[str, Any] | None = None,
+        /,
+        *,
+        idempotency_key: str | None = None,
+        **kwargs: Any,
+    ) -> TaskStatus:
+        """Queue a task; returns at once with its id. Inputs as a mapping, keywords, or both.
+
+        With an idempotency key, submitting the same inputs again returns the same task; other inputs raise Conflict.
+        """
+        body = {**(inputs or {}), **kwargs}
+        headers = {"Content-Type": "application/json"}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        return self._task(self._send("POST", _path(task), data=data, headers=headers))
+
+    def status(self, task: str, task_id: str) -> TaskStatus:
+        return self._task(self._send("GET", _path(task, task_id)))
+
+    def cancel(self, task: str, task_id: str) -> TaskStatus:
+        """Cancel a queued or running task (cancelling twice is fine); Conflict once it has finished."""
+        return self._task(self._send("DELETE", _path(task, task_id)))
+
+    def wait(
+        self,
+        task: str,
+        task_id: str,
+        *,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        on_progress: Callable[[TaskStatus], None] | None = None,
+    ) -> TaskStatus:
+        """Poll until the task has finished and return its last status: succeeded, failed or cancelled.
+
+        `on_progress` gets every status seen, the last included. Raises WaitTimeout after `timeout` seconds (None:
+        no limit); the task keeps running. 503s, throttling and connection errors are retried (see PollPolicy).
+        """
+        deadline = None if timeout is None else self._clock() + timeout
+        last: TaskStatus | None = None
+        errors = attempt = 0
+        while True:
+            try:
+                current = self.status(task, task_id)
+            except (ConnectionFailed, ApiError) as error:
+                if isinstance(error, ApiError) and not error.retryable:
+                    raise
+                errors += 1
+                if errors >= self.poll.max_errors:
+                    raise
+                retry_after = error.retry_after if isinstance(error, ApiError) else None
+            else:
+                errors = 0
+                last = current
+                if on_progress is not None:
+                    on_progress(current)
+                if current.is_finished:
+                    return current
+                retry_after = current.retry_after
+            now = self._clock()
+            if deadline is not None and now >= deadline:
+                raise WaitTimeout(task, task_id, timeout or 0.0, last.status if last else None)
+            delay = self.poll.delay(attempt, retry_after, self._rand())
+            self._sleep(delay if deadline is None else min(delay, deadline - now))
+            attempt += 1
+
+    def run(
+        self,
+        task: str,
+        inputs: Mapping[str, Any] | None = None,
+        /,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = DEFAULT_WAIT_TIMEOUT,
+        on_progress: Callable[[TaskStatus], None] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Submit, wait, and return the task's result; raises TaskFailed, TaskCancelled or WaitTimeout."""
+        submitted = self.submit(task, inputs, idempotency_key=idempotency_key, **kwargs)
+        finished = self.wait(task, submitted.task_id, timeout=timeout, on_progress=on_progress)
+        finished.raise_for_outcome()
+        return finished.result
+
+    def _send(
+        self, method: str, path: str, *, data: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> requests.Response:
+        url = self.base_url + path
+        try:
+            response = self._session.request(
+                method, url, data=data, headers=headers, auth=self._auth, timeout=self.timeout
+            )
+        except requests.RequestException as error:
+            raise ConnectionFailed(url, _reason(error, self.timeout)) from error
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return response
+
+    def _task(self, response: requests.Response) -> TaskStatus:
+        body = _json_object(response)
+        try:
+            return TaskStatus.from_json(body, retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        except ValueError as error:
+            raise ApiError(response.status_code, "Unexpected response", f"not a task: {error}", body) from error
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date. None when absent or unreadable."""
+    if value is None:
+        return None
+    if DELTA_SECONDS.match(value):
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _path(task: str, task_id: str | None = None) -> str:
+    path = "/" + quote(task, safe="")
+    return path if task_id is None else f"{path}/{quote(task_id, safe='')}"
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _json_object(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _api_error(response: requests.Response) -> ApiError:
+    # A problem+json body from the API, or API Gateway's own {"message": "Forbidden"}, or anything else.
+    problem = _json_object(response)
+    title = str(problem.get("title") or response.reason or "HTTP error")
+    detail = problem.get("detail") or problem.get("message") or ("" if problem else response.text.strip()[:200])
+    error_class = ERRORS_BY_STATUS.get(response.status_code, ApiError)
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    return error_class(response.status_code, title, str(detail), problem, retry_after=retry_after)
+
+
+def _reason(error: requests.RequestException, timeout: float) -> str:
+    """The root cause in a few words ("connection refused"), not urllib3's nested repr."""
+    if isinstance(error, requests.Timeout) and not isinstance(error, requests.ConnectionError):
+        return f"no answer within {timeout:g} s"
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror.lower() if isinstance(current.strerror, str) else str(current.strerror)
+        reason = getattr(current, "reason", None)
+        related = [*current.args, reason, current.__cause__, current.__context__]
+        pending.extend(item for item in related if isinstance(item, BaseException))
+    return str(error)
