@@ -5,6 +5,9 @@ PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python3.13)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# checkov pins an old boto3 that clashes with aws-sam-cli's: it gets an environment of its own.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: install run services test lint format typecheck build bench clean
@@ -18,13 +21,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==3.3.30
+	touch $(CHECKOV_STAMP)
+
 run: $(STAMP) ## the whole system on http://127.0.0.1:3000 (PORT to change)
 	$(PY) -m devstack
 
 services: $(STAMP) ## only the emulated AWS services and the SQS poller, for `sam local start-api`
 	$(PY) -m devstack --no-api
 
-test: $(STAMP) lint typecheck ## unit, integration, template and end-to-end tests
+test: $(STAMP) $(CHECKOV_STAMP) lint typecheck ## unit, integration, template and end-to-end tests
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -45,4 +53,4 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -79,13 +79,14 @@ def base_path(event: APIGatewayProxyEventV2) -> str:
 
 
 def task_response(
-    event: APIGatewayProxyEventV2, record: TaskRecord, definition: TaskDefinition, *, location: bool = False
+    event: APIGatewayProxyEventV2, record: TaskRecord, definition: TaskDefinition, *, submitted: bool = False
 ) -> Response[str]:
-    """202 with Retry-After while the task is pending, 200 once it has finished."""
+    """202 with Retry-After while the task is pending, 200 once it has finished. The answer to a submission is
+    always 202 with the task's Location, even when an idempotent replay finds the task finished already."""
     headers: dict[str, str] = {}
-    if location:
+    if submitted:
         headers["Location"] = f"{base_path(event)}/{record.task}/{record.task_id}"
-    if record.status.is_terminal:
+    if record.status.is_terminal and not submitted:
         status = 200
     else:
         status = 202

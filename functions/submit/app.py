@@ -35,7 +35,7 @@ def submit(task: str) -> Response[str]:
     logger.info("task accepted", task=task, replayed=submission.replayed)
     if not submission.replayed:
         record_submitted(task)
-    return task_response(event, submission.record, submission.definition, location=True)
+    return task_response(event, submission.record, submission.definition, submitted=True)
 
 
 @app.get("/openapi.json")

@@ -207,3 +207,17 @@ def test_record_keeps_expiry_for_dynamodb_ttl(driver: Driver) -> None:
     assert item is not None
     created = float(item["created_at"]["N"])
     assert int(item["expires_at"]["N"]) - created == pytest.approx(7 * 86_400, abs=1)
+
+
+def test_idempotent_replay_of_a_finished_task_is_still_202_with_its_location(driver: Driver) -> None:
+    key = {"Idempotency-Key": "order-44"}
+    task_id = driver.submit("multiply", {"x": 2, "y": 3}, key).body["task_id"]
+    driver.deliver()
+
+    replay = driver.submit("multiply", {"x": 2, "y": 3}, key)
+
+    assert replay.status == 202
+    assert replay.headers["Location"] == f"/multiply/{task_id}"
+    assert replay.body["status"] == "succeeded"
+    assert replay.body["result"] == 6
+    assert driver.queue_depth(driver.resources.queue_url) == 0

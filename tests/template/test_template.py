@@ -1,0 +1,449 @@
+"""template.yaml: the linters pass, and the SAM-transformed template keeps the production promises (auth on every
+route, least privilege, encryption, dead letters, log retention, alarms) under every AuthType."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samcli.yamlhelper import yaml_parse
+from samtranslator.translator.transform import transform
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+BIN = Path(sys.executable).parent
+AUTH_TYPES = ("AWS_IAM", "JWT", "NONE")
+JWT_PARAMETERS = {"JwtIssuer": "https://issuer.example.com", "JwtAudience": "task-api"}
+FUNCTIONS = ("SubmitFunction", "ResultFunction", "WorkerFunction")
+API_FUNCTIONS = ("SubmitFunction", "ResultFunction")
+# What SAM attaches by itself: basic execution (logs), X-Ray (Tracing: Active) and, for the SQS event source,
+# queue polling. Their account-wide resources are capped by FunctionPermissionsBoundary (tested below).
+SAM_MANAGED_POLICIES = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+}
+SQS_POLLER_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
+# Actions that support no resource-level permissions, so "*" is the only possible resource.
+UNSCOPABLE_ACTION_PREFIXES = ("xray:",)
+
+
+class _NoManagedPolicies:
+    """Stands in for samtranslator's ManagedPolicyLoader: needed only for policy names, which we do not use."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def _sam_transform(template: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    template = copy.deepcopy(template)
+    # `sam build` replaces the local CodeUri with the built artefact; the transform wants an S3 location.
+    template["Globals"]["Function"]["CodeUri"] = "s3://bucket/functions.zip"
+    values = {"AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws", **parameters}
+    transformed: dict[str, Any] = transform(template, values, _NoManagedPolicies())
+    return transformed
+
+
+class Resolver:
+    """Evaluates a transformed template's conditions and Fn::If for given parameter values, as CloudFormation
+    would, leaving every other intrinsic as it is."""
+
+    def __init__(self, template: dict[str, Any], parameters: dict[str, Any]) -> None:
+        defaults = {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
+        self.parameters = {**defaults, **parameters}
+        self.conditions = template.get("Conditions", {})
+        self._cache: dict[str, bool] = {}
+
+    def condition(self, name: str) -> bool:
+        if name not in self._cache:
+            self._cache[name] = self._truth(self.conditions[name])
+        return self._cache[name]
+
+    def _value(self, node: Any) -> Any:
+        if isinstance(node, dict) and set(node) == {"Ref"} and node["Ref"] in self.parameters:
+            return self.parameters[node["Ref"]]
+        return node
+
+    def _truth(self, node: Any) -> bool:
+        (function, args), *_ = node.items()
+        if function == "Fn::Equals":
+            return bool(str(self._value(args[0])) == str(self._value(args[1])))
+        if function == "Fn::Not":
+            return not self._truth(args[0])
+        if function == "Fn::And":
+            return all(self._truth(arg) for arg in args)
+        if function == "Fn::Or":
+            return any(self._truth(arg) for arg in args)
+        if function == "Condition":
+            return self.condition(args)
+        raise AssertionError(f"condition function {function} is not handled by this test")
+
+    def resolve(self, node: Any) -> Any:
+        if isinstance(node, dict):
+            if set(node) == {"Fn::If"}:
+                name, if_true, if_false = node["Fn::If"]
+                return self.resolve(if_true if self.condition(name) else if_false)
+            resolved = {key: self.resolve(value) for key, value in node.items()}
+            return {key: value for key, value in resolved.items() if value != {"Ref": "AWS::NoValue"}}
+        if isinstance(node, list):
+            return [self.resolve(item) for item in node if self.resolve(item) != {"Ref": "AWS::NoValue"}]
+        return node
+
+
+@pytest.fixture(scope="module")
+def sam_template() -> dict[str, Any]:
+    return yaml_parse(TEMPLATE.read_text())  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def deployed(sam_template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per AuthType, the transformed template with conditions and Fn::If resolved, as CloudFormation deploys it."""
+    result = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "eu-west-1")  # the transform insists on a region
+        for auth_type in AUTH_TYPES:
+            parameters = {"AuthType": auth_type, **(JWT_PARAMETERS if auth_type == "JWT" else {})}
+            transformed = _sam_transform(sam_template, parameters)
+            resolver = Resolver(transformed, parameters)
+            resources = {
+                name: resolver.resolve(resource)
+                for name, resource in transformed["Resources"].items()
+                if "Condition" not in resource or resolver.condition(resource["Condition"])
+            }
+            result[auth_type] = {**transformed, "Resources": resources}
+    return result
+
+
+@pytest.fixture(scope="module")
+def resources(deployed: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The default deployment's resources (AuthType AWS_IAM)."""
+    default: dict[str, Any] = deployed["AWS_IAM"]["Resources"]
+    return default
+
+
+def of_type(resources: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    return {name: resource for name, resource in resources.items() if resource["Type"] == resource_type}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# ---- linters
+
+
+def test_template_sam_validate_lint_passes() -> None:
+    completed = _run([str(BIN / "sam"), "validate", "--lint", "--template-file", str(TEMPLATE)])
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_template_cfn_lint_serverless_rules_report_nothing() -> None:
+    completed = _run([str(BIN / "cfn-lint"), "-a", "cfn_lint_serverless.rules", "--", str(TEMPLATE)])
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_template_cfn_lint_suppressions_say_why() -> None:
+    lines = TEMPLATE.read_text().splitlines()
+    suppressions = [number for number, line in enumerate(lines) if "ignore_checks" in line]
+    assert suppressions, "expected the documented suppressions"
+    for number in suppressions:
+        assert lines[number - 1].strip().startswith("#"), f"line {number + 1}: say why above ignore_checks"
+
+
+def _checkov() -> str | None:
+    """checkov pins an old boto3, so it lives in its own virtual environment (see the Makefile / README)."""
+    for candidate in (os.environ.get("CHECKOV"), str(ROOT / ".venv-checkov" / "bin" / "checkov")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return shutil.which("checkov")
+
+
+def test_template_checkov_reports_nothing() -> None:
+    checkov = _checkov()
+    if checkov is None:
+        # `make test` installs it; only a bare pytest run outside CI may go without.
+        assert not os.environ.get("CI"), "checkov is missing in CI: `make test` installs it in .venv-checkov"
+        pytest.skip("checkov not installed: python -m venv .venv-checkov && .venv-checkov/bin/pip install checkov")
+    started = time.monotonic()
+    completed = _run(
+        [checkov, "-f", str(TEMPLATE), "--framework", "cloudformation", "--skip-download", "--quiet", "--compact"]
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert time.monotonic() - started < 120
+
+
+def test_template_checkov_skips_say_why(sam_template: dict[str, Any]) -> None:
+    skips = [
+        (name, skip)
+        for name, resource in sam_template["Resources"].items()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert skips, "expected the documented checkov skips"
+    for name, skip in skips:
+        assert re.fullmatch(r"CKV2?_AWS_\d+", skip.get("id", "")), (name, skip)
+        assert len(skip.get("comment", "")) > 20, f"{name} skips {skip.get('id')} without a reason"
+
+
+# ---- authentication and abuse
+
+
+def test_template_api_stays_an_http_api(sam_template: dict[str, Any]) -> None:
+    assert sam_template["Resources"]["HttpApi"]["Type"] == "AWS::Serverless::HttpApi"
+
+
+def test_template_auth_defaults_to_iam(sam_template: dict[str, Any]) -> None:
+    assert sam_template["Parameters"]["AuthType"]["Default"] == "AWS_IAM"
+
+
+def _routes(resources: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    body = resources["HttpApi"]["Properties"]["Body"]
+    return {(path, method): operation for path, item in body["paths"].items() for method, operation in item.items()}
+
+
+def test_template_routes_are_the_functions_http_events(sam_template: dict[str, Any], resources: dict[str, Any]) -> None:
+    events = {
+        (event["Properties"]["Path"], event["Properties"]["Method"].lower())
+        for name in API_FUNCTIONS
+        for event in sam_template["Resources"][name]["Properties"]["Events"].values()
+        if event["Type"] == "HttpApi"
+    }
+    routes = {
+        (path, method.removeprefix("x-amazon-apigateway-").removesuffix("-method"))
+        for path, method in _routes(resources)
+    }
+    assert routes == events
+
+
+@pytest.mark.parametrize(("auth_type", "scheme"), [("AWS_IAM", "AWS_IAM"), ("JWT", "JwtAuthorizer")])
+def test_template_every_route_requires_the_chosen_auth(
+    deployed: dict[str, dict[str, Any]], auth_type: str, scheme: str
+) -> None:
+    resources = deployed[auth_type]["Resources"]
+    routes = _routes(resources)
+    assert routes
+    for route, operation in routes.items():
+        assert operation.get("security") == [{scheme: []}], route
+    schemes = resources["HttpApi"]["Properties"]["Body"]["components"]["securitySchemes"]
+    if auth_type == "AWS_IAM":
+        assert schemes["AWS_IAM"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+    else:
+        jwt = schemes["JwtAuthorizer"]["x-amazon-apigateway-authorizer"]
+        assert jwt["type"] == "jwt"
+        assert jwt["jwtConfiguration"] == {"issuer": {"Ref": "JwtIssuer"}, "audience": {"Ref": "JwtAudience"}}
+
+
+def test_template_auth_none_leaves_routes_open_and_no_jwt_authorizer(deployed: dict[str, dict[str, Any]]) -> None:
+    resources = deployed["NONE"]["Resources"]
+    assert all("security" not in operation for operation in _routes(resources).values())
+    assert "JwtAuthorizer" not in resources["HttpApi"]["Properties"]["Body"]["components"]["securitySchemes"]
+
+
+def test_template_jwt_requires_issuer_and_audience(sam_template: dict[str, Any]) -> None:
+    rule = sam_template["Rules"]["JwtNeedsIssuerAndAudience"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "AuthType"}, "JWT"]}
+    asserted = json.dumps(rule["Assertions"])
+    assert '"Ref": "JwtIssuer"' in asserted
+    assert '"Ref": "JwtAudience"' in asserted
+
+
+def test_template_stage_is_throttled_by_parameters(resources: dict[str, Any]) -> None:
+    settings = resources["HttpApiApiGatewayDefaultStage"]["Properties"]["DefaultRouteSettings"]
+    assert settings == {
+        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+    }
+
+
+def test_template_functions_are_traced(resources: dict[str, Any]) -> None:
+    for name in FUNCTIONS:
+        assert resources[name]["Properties"]["TracingConfig"] == {"Mode": "Active"}, name
+
+
+# ---- least privilege
+
+
+def _statements(policy_document: dict[str, Any]) -> list[dict[str, Any]]:
+    return as_list(policy_document["Statement"])
+
+
+def test_template_function_roles_grant_no_wildcards(resources: dict[str, Any]) -> None:
+    for name in FUNCTIONS:
+        role = resources[resources[name]["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+        allowed_managed = SAM_MANAGED_POLICIES | ({SQS_POLLER_POLICY} if name == "WorkerFunction" else set())
+        assert set(role["ManagedPolicyArns"]) <= allowed_managed, name
+        assert role["PermissionsBoundary"] == {"Ref": "FunctionPermissionsBoundary"}, name
+        for policy in role.get("Policies", []):
+            for statement in _statements(policy["PolicyDocument"]):
+                assert statement["Effect"] == "Allow"
+                for action in as_list(statement["Action"]):
+                    assert "*" not in action, (name, action)
+                for resource in as_list(statement["Resource"]):
+                    assert "*" not in json.dumps(resource), (name, resource)
+
+
+def test_template_permissions_boundary_is_scoped(resources: dict[str, Any]) -> None:
+    document = resources["FunctionPermissionsBoundary"]["Properties"]["PolicyDocument"]
+    for statement in _statements(document):
+        actions = as_list(statement["Action"])
+        assert all("*" not in action for action in actions), actions
+        if statement["Resource"] == "*":
+            assert all(action.startswith(UNSCOPABLE_ACTION_PREFIXES) for action in actions), actions
+        else:
+            for resource in as_list(statement["Resource"]):
+                assert set(resource) == {"Fn::GetAtt"}, resource
+    log_groups = next(s for s in _statements(document) if "logs:PutLogEvents" in s["Action"])["Resource"]
+    assert {group["Fn::GetAtt"][0] for group in log_groups} == {"SubmitLogGroup", "ResultLogGroup", "WorkerLogGroup"}
+
+
+def test_template_has_no_powertools_dev_or_debug(resources: dict[str, Any]) -> None:
+    for name in FUNCTIONS:
+        variables = resources[name]["Properties"]["Environment"]["Variables"]
+        assert not {"POWERTOOLS_DEV", "POWERTOOLS_DEBUG"} & set(variables), name
+
+
+# ---- data: encryption, dead letters, retention
+
+
+def test_template_queues_and_table_are_encrypted(resources: dict[str, Any]) -> None:
+    for name in ("TaskQueue", "TaskDeadLetterQueue"):
+        assert resources[name]["Properties"]["SqsManagedSseEnabled"] is True, name
+    assert resources["TasksTable"]["Properties"]["SSESpecification"] == {"SSEEnabled": True}
+
+
+def test_template_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(resources: dict[str, Any]) -> None:
+    # CloudWatch cannot publish to a topic under the AWS managed key alias/aws/sns.
+    assert resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
+    key = resources["AlarmTopicKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    cloudwatch = [s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    assert cloudwatch
+    assert set(cloudwatch[0]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+
+
+def test_template_failed_tasks_reach_the_dead_letter_queue(resources: dict[str, Any]) -> None:
+    redrive = resources["TaskQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["TaskDeadLetterQueue", "Arn"]}
+    assert redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+    # The worker fails a task on its last delivery, so it must know the same count.
+    worker_variables = resources["WorkerFunction"]["Properties"]["Environment"]["Variables"]
+    assert worker_variables["MAX_RECEIVE_COUNT"] == {"Ref": "MaxReceiveCount"}
+    assert resources["TaskDeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_template_visibility_timeout_is_six_worker_timeouts(resources: dict[str, Any]) -> None:
+    timeout = resources["WorkerFunction"]["Properties"]["Timeout"]
+    assert resources["TaskQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout
+
+
+def test_template_table_has_pitr_and_ttl(resources: dict[str, Any]) -> None:
+    table = resources["TasksTable"]["Properties"]
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_template_worker_reports_partial_batches_with_bounded_concurrency(resources: dict[str, Any]) -> None:
+    (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    properties = mapping["Properties"]
+    assert properties["FunctionName"] == {"Ref": "WorkerFunction"}
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "WorkerMaxConcurrency"}}
+
+
+# ---- logs
+
+
+def test_template_functions_log_to_their_own_group_with_retention(
+    sam_template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    assert sam_template["Parameters"]["LogRetentionDays"]["Default"] == 30
+    for name in FUNCTIONS:
+        group = resources[name]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert resources[group]["Type"] == "AWS::Logs::LogGroup"
+        assert resources[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+    for name, group in of_type(resources, "AWS::Logs::LogGroup").items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+
+
+def test_template_api_access_log_is_json_with_the_fields_to_investigate(resources: dict[str, Any]) -> None:
+    settings = resources["HttpApiApiGatewayDefaultStage"]["Properties"]["AccessLogSettings"]
+    assert settings["DestinationArn"] == {"Fn::GetAtt": ["HttpApiAccessLogGroup", "Arn"]}
+    fields = json.loads(settings["Format"])
+    assert {"requestId", "ip", "routeKey", "status", "latency", "integrationErrorMessage"} <= set(fields)
+    assert all(value.startswith("$context.") for value in fields.values())
+
+
+# ---- alarms and dashboard
+
+
+def _alarms(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: alarm["Properties"] for name, alarm in of_type(resources, "AWS::CloudWatch::Alarm").items()}
+
+
+def _watches(namespace: str, metric: str, dimension_value: Any) -> tuple[str, str, str]:
+    return namespace, metric, json.dumps(dimension_value, sort_keys=True)
+
+
+def test_template_has_every_alarm(resources: dict[str, Any]) -> None:
+    watched = set()
+    for alarm in _alarms(resources).values():
+        (dimension,) = alarm["Dimensions"]
+        watched.add(_watches(alarm["Namespace"], alarm["MetricName"], dimension["Value"]))
+    expected = {
+        _watches("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": ["TaskDeadLetterQueue", "QueueName"]}),
+        _watches("AWS/SQS", "ApproximateAgeOfOldestMessage", {"Fn::GetAtt": ["TaskQueue", "QueueName"]}),
+        _watches("AWS/ApiGateway", "5xx", {"Ref": "HttpApi"}),
+        _watches("AWS/ApiGateway", "Latency", {"Ref": "HttpApi"}),
+    } | {_watches("AWS/Lambda", metric, {"Ref": name}) for name in FUNCTIONS for metric in ("Errors", "Throttles")}
+    assert expected <= watched
+
+
+def test_template_alarm_thresholds(resources: dict[str, Any]) -> None:
+    by_metric = {
+        alarm["MetricName"]: alarm for alarm in _alarms(resources).values() if alarm["Namespace"] != "AWS/Lambda"
+    }
+    dead_letters = by_metric["ApproximateNumberOfMessagesVisible"]
+    assert (dead_letters["Threshold"], dead_letters["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert by_metric["ApproximateAgeOfOldestMessage"]["Threshold"] == {"Ref": "QueueAgeAlarmSeconds"}
+    assert by_metric["Latency"]["ExtendedStatistic"] == "p99"
+    assert by_metric["Latency"]["Threshold"] == {"Ref": "ApiLatencyAlarmMilliseconds"}
+
+
+def test_template_every_alarm_notifies_the_topic(resources: dict[str, Any]) -> None:
+    for name, alarm in _alarms(resources).items():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm["OKActions"] == [{"Ref": "AlarmTopic"}], name
+
+
+def test_template_alarm_email_subscription_only_when_given(sam_template: dict[str, Any]) -> None:
+    subscription = sam_template["Resources"]["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"]["TopicArn"] == {"Ref": "AlarmTopic"}
+    assert sam_template["Parameters"]["AlarmEmail"]["Default"] == ""
+
+
+def test_template_dashboard_shows_task_metrics_from_the_functions_namespace(
+    sam_template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    body, variables = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    namespace = sam_template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    assert variables["Namespace"] == namespace
+    # Fill the placeholders the way Fn::Sub would, then the body must be a JSON dashboard.
+    filled = json.loads(re.sub(r"\$\{[^}]+\}", "0", body))
+    text = json.dumps(filled)
+    for metric in ("TasksSubmitted", "TasksSucceeded", "TasksFailed", "TaskDuration", "QueueWait", "ColdStart"):
+        assert metric in text, metric
+    (alarm_widget,) = (widget for widget in filled["widgets"] if widget["type"] == "alarm")
+    assert len(alarm_widget["properties"]["alarms"]) == len(_alarms(resources))
