@@ -55,7 +55,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "responses": {
                     "202": {"description": "Accepted: poll the Location", "content": status, "headers": _RETRY_AFTER},
-                    **{code: _PROBLEM for code in ("400", "404", "409", "413", "422", "500", "503")},
+                    **dict.fromkeys(("400", "404", "409", "413", "422", "500", "503"), _PROBLEM),
                 },
             }
         }
@@ -66,14 +66,14 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "Finished: succeeded, failed or cancelled", "content": status},
                     "202": {"description": "Pending: queued or running", "content": status, "headers": _RETRY_AFTER},
-                    **{code: _PROBLEM for code in ("400", "404", "500")},
+                    **dict.fromkeys(("400", "404", "500"), _PROBLEM),
                 },
             },
             "delete": {
                 "operationId": f"cancel_{name}",
                 "responses": {
                     "200": {"description": "Cancelled", "content": status},
-                    **{code: _PROBLEM for code in ("400", "404", "409", "500")},
+                    **dict.fromkeys(("400", "404", "409", "500"), _PROBLEM),
                 },
             },
         }
