@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -35,15 +36,13 @@ def is_finite_number(value: Any) -> bool:
 
 @given(x=json_values | numbers, y=json_values | numbers)
 def test_multiply_input_accepts_exactly_two_finite_numbers(x: Any, y: Any) -> None:
-    valid = is_finite_number(x) and is_finite_number(y)
-    try:
+    if is_finite_number(x) and is_finite_number(y):
         model = MultiplyInput.model_validate({"x": x, "y": y})
-    except ValidationError as error:
-        assert not valid
-        assert {e["loc"][0] for e in error.errors()} <= {"x", "y"}
-    else:
-        assert valid
         assert (model.x, model.y) == (x, y)
+    else:
+        with pytest.raises(ValidationError) as raised:
+            MultiplyInput.model_validate({"x": x, "y": y})
+        assert {error["loc"][0] for error in raised.value.errors()} <= {"x", "y"}
 
 
 @given(body=json_values | st.dictionaries(st.sampled_from(["x", "y", "z"]), json_values | numbers, max_size=3))
