@@ -26,11 +26,14 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/pip install --quiet checkov==3.3.30
 	touch $(CHECKOV_STAMP)
 
+# The handlers import `core` and `tasks` from functions/, as Lambda does from the package root.
+DEVSTACK := PYTHONPATH=functions:. $(PY) -m devstack
+
 run: $(STAMP) ## the whole system on http://127.0.0.1:3000 (PORT to change)
-	$(PY) -m devstack
+	$(DEVSTACK)
 
 services: $(STAMP) ## only the emulated AWS services and the SQS poller, for `sam local start-api`
-	$(PY) -m devstack --no-api
+	$(DEVSTACK) --no-api --write-env-vars env.json
 
 test: $(STAMP) $(CHECKOV_STAMP) lint typecheck ## unit, integration, template and end-to-end tests
 	$(PY) -m pytest

@@ -36,8 +36,9 @@ def lambda_context() -> LambdaContext:
 
 
 @pytest.fixture
-def aws() -> Iterator[LocalResources]:
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalResources]:
     """A fresh in-process moto account holding the template's table and queues."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         resources = create_resources()
         assert resources.table_name == LAMBDA_ENVIRONMENT["TABLE_NAME"]

@@ -5,25 +5,26 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from core.errors import MalformedRequest, MethodNotAllowed, PayloadTooLarge, TaskError, TaskNotFound
+from core.http import PROBLEM_JSON, dumps, retry_after
 from core.records import TaskRecord
-from core.registry import TaskDefinition
+
+if TYPE_CHECKING:
+    from core.registry import TaskDefinition
 
 logger = logging.getLogger(__name__)
 
 # Well under SQS's 1 MiB message and DynamoDB's 400 KB item, which must also hold the result.
 MAX_BODY_BYTES = 256 * 1024
-PROBLEM_JSON = "application/problem+json"
 OTHER_METHODS = ["GET", "PUT", "PATCH", "DELETE", "POST", "HEAD", "OPTIONS"]
 
 
-def _dumps(body: Any) -> str:
-    return json.dumps(body, separators=(",", ":"), allow_nan=False)
+_dumps = dumps
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> Response[str]:
@@ -90,7 +91,7 @@ def task_response(
         status = 200
     else:
         status = 202
-        headers["Retry-After"] = str(definition.retry_after_seconds)
+        headers["Retry-After"] = str(retry_after(record, definition))
     return Response(
         status_code=status, content_type="application/json", body=_dumps(record.to_public()), headers=headers
     )

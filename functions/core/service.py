@@ -9,16 +9,21 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
 
 from core.errors import Conflict, InvalidInput, MalformedRequest, QueueUnavailable, TaskNotFound
 from core.queue import TaskMessage, TaskQueue
 from core.records import TaskRecord, TaskStatus
-from core.registry import TaskDefinition, get_task
 from core.store import TaskStore, TransitionRefused
+
+# The registry (and pydantic under it) is imported by submit only: GET and DELETE read the record, so the
+# result function starts without them.
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from core.registry import TaskDefinition
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +74,10 @@ class TaskService:
         self, task_name: str, inputs: Any, *, idempotency_key: str | None = None, caller: str | None = None
     ) -> Submission:
         """Validate, record as queued, then enqueue. Nothing is stored or sent for invalid input."""
+        from pydantic import ValidationError
+
+        from core.registry import get_task
+
         definition = get_task(task_name)
         if not isinstance(inputs, dict):
             raise MalformedRequest(f"the body must be a JSON object with the inputs of {task_name!r}")
@@ -94,6 +103,7 @@ class TaskService:
             created_at=now,
             expires_at=int(now) + self._retention_seconds,
             request_hash=request_hash,
+            retry_after_seconds=definition.retry_after_seconds,
         )
         try:
             self._store.create(record, now)

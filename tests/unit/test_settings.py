@@ -33,3 +33,12 @@ def test_worker_settings_read_the_receive_count(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("MAX_RECEIVE_COUNT", "5")
 
     assert WorkerSettings.from_env().max_receive_count == 5
+
+
+def test_empty_endpoint_url_from_the_template_means_aws_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    # template.yaml sets AWS_ENDPOINT_URL to the LocalEndpointUrl parameter, empty in a deployment.
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "")
+
+    assert boto3.client("dynamodb").meta.endpoint_url == "https://dynamodb.us-east-1.amazonaws.com"

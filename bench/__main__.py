@@ -1,0 +1,59 @@
+"""`python -m bench [--quick] [--no-local]`: measure, write bench/results.json, print the table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from bench import coldstart, report, warm
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        model = platform.processor()
+    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer runs and tasks (a smoke test, not a measurement)")
+    parser.add_argument("--no-local", action="store_true", help="skip the local stack (requests, cost, throughput)")
+    parser.add_argument("--tasks", type=int, help="tasks of the requests-per-task run (default 1000)")
+    parser.add_argument("--load-tasks", type=int, help="tasks of the throughput run (default 800)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    quick = args.quick
+    print("cold starts...", flush=True)
+    cold = coldstart.run(runs=3 if quick else 15)
+    print("warm invocations...", flush=True)
+    hot = warm.run(invocations=200 if quick else 2000)
+    local = None
+    if not args.no_local:
+        from bench import local as local_stack
+
+        print("local stack...", flush=True)
+        local = local_stack.run(
+            tasks=args.tasks or (100 if quick else 1000), load_tasks=args.load_tasks or (100 if quick else 800)
+        )
+    results = report.build(machine(), cold, hot, local)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print()
+    print(report.table(results))
+    print(f"\nwritten to {args.output}")
+
+
+if __name__ == "__main__":
+    main()

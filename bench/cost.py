@@ -1,0 +1,92 @@
+"""What a task costs the account in platform overhead, from the AWS requests it makes and the functions' billed time.
+
+List prices of us-east-1 as of 2024-12-01 (DynamoDB on-demand after the 2024-11-01 price cut), first pricing tier.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+PRICES_AS_OF = "2024-12-01"
+REGION = "us-east-1"
+HTTP_API_PER_REQUEST = 1.00 / 1e6  # first 300 M requests a month, each 512 KB of payload one request
+LAMBDA_PER_REQUEST = 0.20 / 1e6
+LAMBDA_ARM64_PER_GB_SECOND = 0.0000133334  # first 7.5 G GB-s a month; billed per 1 ms
+SQS_STANDARD_PER_REQUEST = 0.40 / 1e6  # each 64 KB chunk of a request's payload is one request
+DYNAMODB_PER_WRITE_UNIT = 0.625 / 1e6  # on-demand; one write of up to 1 KB
+DYNAMODB_PER_READ_UNIT = 0.125 / 1e6  # on-demand; one strongly consistent read of up to 4 KB
+PER_MILLION = 1e6
+
+# Operations that consume write or read request units (items here are well under 1 KB; see the README).
+_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
+_READS = frozenset({"GetItem"})
+
+
+@dataclass(frozen=True)
+class FunctionUse:
+    """One function's share of a task: invocations per task, billed ms per invocation, configured memory."""
+
+    invocations_per_task: float
+    billed_ms_per_invocation: float
+    memory_mb: int
+
+
+def billed_ms(durations_s: Iterable[float]) -> float:
+    """Mean billed duration: Lambda rounds each invocation up to the next millisecond."""
+    billed = [max(1, math.ceil(seconds * 1000)) for seconds in durations_s]
+    return sum(billed) / len(billed) if billed else 0.0
+
+
+def usd_per_million_tasks(
+    requests_per_task: Mapping[str, float], functions: Mapping[str, FunctionUse], *, api_requests_per_task: float
+) -> dict[str, float]:
+    """Cost per million tasks by item, and "total". requests_per_task: {"sqs.SendMessage": 1.0, ...}."""
+    lines: dict[str, float] = {"apigateway": api_requests_per_task * HTTP_API_PER_REQUEST}
+    lines["lambda.requests"] = sum(use.invocations_per_task for use in functions.values()) * LAMBDA_PER_REQUEST
+    for name, use in sorted(functions.items()):
+        gb_seconds = use.invocations_per_task * use.billed_ms_per_invocation / 1000 * use.memory_mb / 1024
+        lines[f"lambda.duration.{name}"] = gb_seconds * LAMBDA_ARM64_PER_GB_SECOND
+    sqs = dynamodb_write = dynamodb_read = 0.0
+    for key, count in requests_per_task.items():
+        service, _, operation = key.partition(".")
+        if service == "sqs":
+            sqs += count * SQS_STANDARD_PER_REQUEST
+        elif service == "dynamodb" and operation in _WRITES:
+            dynamodb_write += count * DYNAMODB_PER_WRITE_UNIT
+        elif service == "dynamodb" and operation in _READS:
+            dynamodb_read += count * DYNAMODB_PER_READ_UNIT
+    lines["sqs"] = sqs
+    lines["dynamodb.writes"] = dynamodb_write
+    lines["dynamodb.reads"] = dynamodb_read
+    per_million = {key: value * PER_MILLION for key, value in lines.items()}
+    per_million["total"] = sum(per_million.values())
+    return per_million
+
+
+def arithmetic(
+    requests_per_task: Mapping[str, float], functions: Mapping[str, FunctionUse], *, api_requests_per_task: float
+) -> list[str]:
+    """The cost model as lines a reader can check by hand (the README shows them)."""
+    out = [f"USD per million tasks, {REGION} list prices as of {PRICES_AS_OF}:"]
+    out.append(f"  API Gateway HTTP API  {api_requests_per_task:.3f} req x $1.00/M = ${api_requests_per_task:.3f}")
+    invocations = sum(use.invocations_per_task for use in functions.values())
+    out.append(f"  Lambda requests       {invocations:.3f} inv x $0.20/M = ${invocations * 0.20:.3f}")
+    for name, use in sorted(functions.items()):
+        gb_s = use.invocations_per_task * use.billed_ms_per_invocation / 1000 * use.memory_mb / 1024
+        out.append(
+            f"  Lambda {name:<14} {use.invocations_per_task:.3f} inv x {use.billed_ms_per_invocation:.1f} ms x "
+            f"{use.memory_mb / 1024:.3f} GB = {gb_s * 1e6:,.0f} GB-s x $0.0000133334 = ${gb_s * 1e6 * LAMBDA_ARM64_PER_GB_SECOND:.3f}"
+        )
+    for key, count in sorted(requests_per_task.items()):
+        service, _, operation = key.partition(".")
+        if service == "sqs":
+            out.append(f"  SQS {operation:<17} {count:.3f} req x $0.40/M = ${count * 0.40:.3f}")
+        elif operation in _WRITES:
+            out.append(f"  DynamoDB {operation:<12} {count:.3f} WRU x $0.625/M = ${count * 0.625:.3f}")
+        elif operation in _READS:
+            out.append(f"  DynamoDB {operation:<12} {count:.3f} RRU x $0.125/M = ${count * 0.125:.3f}")
+    total = usd_per_million_tasks(requests_per_task, functions, api_requests_per_task=api_requests_per_task)["total"]
+    out.append(f"  total                 ${total:.3f} per million tasks (the tasks' own run time excluded)")
+    return out

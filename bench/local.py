@@ -1,0 +1,158 @@
+"""The local stack under load: AWS requests per task (counted from botocore's events), the functions' billed
+durations, and end-to-end throughput and latency. The load comes from a child process (bench.load)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class RequestCounter:
+    """Counts every AWS API call made through the default boto3 session, by service and operation."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, event_name: str, **kwargs: Any) -> None:
+        # event_name: "before-call.<service>.<Operation>"
+        _hook, service, operation = event_name.split(".", 2)
+        with self._lock:
+            self.counts[f"{service}.{operation}"] += 1
+
+    def reset(self) -> Counter[str]:
+        with self._lock:
+            counts, self.counts = self.counts, Counter()
+        return counts
+
+
+class InvocationTimer:
+    """Wraps a devstack LambdaFunction's invoke to record each invocation's wall time."""
+
+    def __init__(self, function: Any) -> None:
+        self.durations: list[float] = []
+        self._invoke: Callable[[dict[str, Any]], Any] = function.invoke
+        self._lock = threading.Lock()
+        function.invoke = self
+
+    def __call__(self, event: dict[str, Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return self._invoke(event)
+        finally:
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                self.durations.append(elapsed)
+
+    def reset(self) -> list[float]:
+        with self._lock:
+            durations, self.durations = self.durations, []
+        return durations
+
+
+def short_name(logical_id: str) -> str:
+    return logical_id.removesuffix("Function").lower()
+
+
+def _load(url: str, mode: str, clients: int, arg: str, stdin: str | None = None) -> dict[str, Any]:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.load", url, mode, str(clients), arg],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"load generator failed:\n{completed.stderr}")
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _wait_for_empty_queue(sqs: Any, queue_url: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        if (
+            int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+            == 0
+        ):
+            return
+        time.sleep(0.1)
+    raise TimeoutError("the task queue did not drain")
+
+
+def run(*, tasks: int = 1000, load_tasks: int = 800, clients: int = 16) -> dict[str, Any]:
+    """Two phases on one local stack: `tasks` submitted then polled once each (requests and durations per task),
+    then `load_tasks` by `clients` clients that submit and poll until done (throughput and latency)."""
+    # The handlers are imported as Lambda imports them: from the functions directory.
+    if str(ROOT / "functions") not in sys.path:
+        sys.path.insert(0, str(ROOT / "functions"))
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    boto3.setup_default_session()
+    counter = RequestCounter()
+    assert boto3.DEFAULT_SESSION is not None
+    # Registered before the stack builds its clients: a client copies the session's handlers when it is made.
+    boto3.DEFAULT_SESSION.events.register("before-call", counter)
+
+    from devstack import LocalStack
+
+    with LocalStack(port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}) as stack:
+        timers = {short_name(name): InvocationTimer(function) for name, function in stack.functions.items()}
+        memory = {short_name(name): function.spec.memory for name, function in stack.functions.items()}
+        queue_url = stack.resources.queue_url
+        # Watching the queue must not count: a client of its own session.
+        watcher = boto3.session.Session().client("sqs", endpoint_url=stack.endpoint_url, region_name="us-east-1")
+        url = stack.api_url
+        # A few tasks to start the "containers" (cold starts are not what this measures).
+        _load(url, "poll", 2, "4")
+        _wait_for_empty_queue(watcher, queue_url)
+        counter.reset()
+        for timer in timers.values():
+            timer.reset()
+
+        started = time.perf_counter()
+        submitted = _load(url, "submit", 8, str(tasks))
+        _wait_for_empty_queue(watcher, queue_url)
+        polled = _load(url, "get", 8, "-", stdin=json.dumps(submitted["ids"]))
+        phase_seconds = time.perf_counter() - started
+        counts = counter.reset()
+        durations = {name: timer.reset() for name, timer in timers.items()}
+        done = len(submitted["ids"])
+
+        throughput = _load(url, "poll", clients, str(load_tasks))
+        worker_source = stack.event_sources[0] if stack.event_sources else None
+        counter.reset()
+    return {
+        "tasks": done,
+        "submit_errors": submitted["error_count"],
+        "poll_statuses": polled["statuses"],
+        "phase_seconds": round(phase_seconds, 2),
+        "requests": dict(sorted(counts.items())),
+        "requests_per_task": {key: round(value / done, 4) for key, value in sorted(counts.items())},
+        "durations": durations,
+        "memory_mb": memory,
+        "throughput": throughput,
+        "worker_invocations_total": worker_source.invocations if worker_source else None,
+    }
+
+
+if __name__ == "__main__":
+    result = run(tasks=int(sys.argv[1]) if len(sys.argv) > 1 else 200, load_tasks=200)
+    result["durations"] = {k: len(v) for k, v in result["durations"].items()}
+    print(json.dumps(result, indent=2))

@@ -1,0 +1,115 @@
+"""bench/results.json and the printed table, from the measurements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.cost import FunctionUse, arithmetic, billed_ms, usd_per_million_tasks
+
+TARGETS = {
+    "cold_start_ratio": 1.15,
+    "warm_ms": 1.0,
+    "usd_per_million_tasks": 5.00,
+    "tasks_per_s": 50,
+    "result_visible_p50_ms": 30,
+    "submit_p50_ms": 10,
+}
+
+
+def function_uses(local: dict[str, Any], tasks: int) -> dict[str, FunctionUse]:
+    return {
+        name: FunctionUse(
+            invocations_per_task=len(durations) / tasks,
+            billed_ms_per_invocation=billed_ms(durations),
+            memory_mb=int(local["memory_mb"][name]),
+        )
+        for name, durations in local["durations"].items()
+    }
+
+
+def build(
+    machine: dict[str, Any], cold: dict[str, Any], warm: dict[str, Any], local: dict[str, Any] | None
+) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "machine": machine,
+        "cold_start": cold,
+        "warm_ms": {name: values["median_ms"] for name, values in warm.items()},
+        "warm_detail": warm,
+    }
+    if local is not None:
+        tasks = int(local["tasks"])
+        uses = function_uses(local, tasks)
+        api_requests = (len(local["durations"].get("submit", [])) + len(local["durations"].get("result", []))) / tasks
+        costs = usd_per_million_tasks(local["requests_per_task"], uses, api_requests_per_task=api_requests)
+        throughput = local["throughput"]
+        results |= {
+            "requests_per_task": local["requests_per_task"],
+            "usd_per_million_tasks": round(costs["total"], 4),
+            "cost_breakdown": {key: round(value, 4) for key, value in costs.items()},
+            "cost_arithmetic": arithmetic(local["requests_per_task"], uses, api_requests_per_task=api_requests),
+            "lambda": {
+                name: {
+                    "invocations_per_task": round(u.invocations_per_task, 4),
+                    "billed_ms": round(u.billed_ms_per_invocation, 2),
+                    "memory_mb": u.memory_mb,
+                }
+                for name, u in uses.items()
+            },
+            "local": {
+                "tasks_per_s": throughput["tasks_per_s"],
+                "submit_p50_ms": throughput["submit_p50_ms"],
+                "submit_p99_ms": throughput["submit_p99_ms"],
+                "result_visible_p50_ms": throughput["result_visible_p50_ms"],
+                "detail": throughput,
+                "requests_phase": {
+                    k: local[k] for k in ("tasks", "submit_errors", "poll_statuses", "phase_seconds", "requests")
+                },
+            },
+        }
+    return results
+
+
+def _mark(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [f"machine: {results['machine']}", "", "cold start (import + clients; median of fresh interpreters)"]
+    for name, values in results["cold_start"].items():
+        ratio = values["ratio_to_bare"]
+        mark = "" if name == "bare" else _mark(ratio <= TARGETS["cold_start_ratio"])
+        lines.append(
+            f"  {name:<8} {values['median_s'] * 1000:8.1f} ms wall {values['cpu_median_s'] * 1000:8.1f} ms CPU  "
+            f"x{ratio:.3f} of bare (target <= {TARGETS['cold_start_ratio']})  {mark}"
+        )
+    lines += ["", "warm CPU per invocation (Stubber, median)"]
+    for name, value in results["warm_ms"].items():
+        lines.append(
+            f"  {name:<8} {value:8.3f} ms (target <= {TARGETS['warm_ms']} ms)  {_mark(value <= TARGETS['warm_ms'])}"
+        )
+    if "requests_per_task" in results:
+        lines += ["", "AWS requests per task (local stack, one status poll per task)"]
+        lines += [f"  {key:<26} {value:8.4f}" for key, value in results["requests_per_task"].items()]
+        lines += [
+            "  Lambda: "
+            + ", ".join(
+                f"{n} {v['invocations_per_task']:.3f} inv x {v['billed_ms']:.1f} ms @ {v['memory_mb']} MB"
+                for n, v in results["lambda"].items()
+            )
+        ]
+        lines += ["", *results["cost_arithmetic"]]
+        total = results["usd_per_million_tasks"]
+        lines.append(
+            f"  target <= ${TARGETS['usd_per_million_tasks']:.2f}  {_mark(total <= TARGETS['usd_per_million_tasks'])}"
+        )
+        local = results["local"]
+        lines += [
+            "",
+            "local stack, 16 clients, 2 worker invocations, MULTIPLY_DELAY_SECONDS=0",
+            f"  tasks/s            {local['tasks_per_s']:8.1f} (target >= {TARGETS['tasks_per_s']})  {_mark(local['tasks_per_s'] >= TARGETS['tasks_per_s'])}",
+            f"  submit p50         {local['submit_p50_ms']:8.1f} ms (target <= {TARGETS['submit_p50_ms']})  {_mark(local['submit_p50_ms'] <= TARGETS['submit_p50_ms'])}",
+            f"  submit p99         {local['submit_p99_ms']:8.1f} ms",
+            f"  result visible p50 {local['result_visible_p50_ms']:8.1f} ms (target <= {TARGETS['result_visible_p50_ms']})  "
+            f"{_mark(local['result_visible_p50_ms'] <= TARGETS['result_visible_p50_ms'])}",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,134 @@
+"""Warm cost: CPU time per invocation of a handler whose AWS calls botocore's Stubber answers (no network).
+
+Run in a child process per function (`python -m bench.warm <function> <invocations>`) with stdout discarded:
+the handlers' logs and metrics are written as Lambda would, and the numbers come back on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.coldstart import ENVIRONMENT, FUNCTIONS
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+TASK_ID = "3f2b8a51-6c1e-4d7a-9b0f-2e5c8d4a1f60"  # the id in events/result_get.json and worker_multiply.json
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "bench"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def _item(status: str, **extra: Any) -> dict[str, Any]:
+    now = time.time()
+    item = {
+        "task_id": {"S": TASK_ID},
+        "task": {"S": "multiply"},
+        "status": {"S": status},
+        "input": {"S": '{"x":2,"y":3}'},
+        "created_at": {"N": repr(now)},
+        "expires_at": {"N": str(int(now) + 86_400)},
+        "attempts": {"N": "1"},
+        "retry_after": {"N": "1"},
+    }
+    item.update(extra)
+    return item
+
+
+def _load(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    return event
+
+
+def measure(function: str, invocations: int, warmup: int = 50) -> dict[str, float]:
+    """Median and mean CPU ms per invocation of `function` over `invocations` stubbed invocations."""
+    import importlib
+
+    from botocore.stub import Stubber
+
+    import core.aws
+
+    handler = importlib.import_module(f"{function}.app").lambda_handler
+    dynamodb = Stubber(core.aws.dynamodb_client())
+    sqs = Stubber(core.aws.sqs_client()) if function == "submit" else None
+    now = repr(time.time())
+    total = invocations + warmup
+    for _ in range(total):
+        if function == "submit":
+            dynamodb.add_response("put_item", {})
+            assert sqs is not None
+            sqs.add_response("send_message", {"MessageId": "5fea7756-0ea4-451a-a703-a558b933e274"})
+        elif function == "result":
+            done = {"finished_at": {"N": now}, "started_at": {"N": now}, "result": {"S": "6"}}
+            dynamodb.add_response("get_item", {"Item": _item("succeeded", **done)})
+        else:
+            running = {"started_at": {"N": now}, "lease_until": {"N": repr(time.time() + 65)}}
+            dynamodb.add_response("update_item", {"Attributes": _item("running", **running)})
+            done = {"started_at": {"N": now}, "finished_at": {"N": now}, "result": {"S": "6"}, "progress": {"N": "1"}}
+            dynamodb.add_response("update_item", {"Attributes": _item("succeeded", **done)})
+    event = _load({"submit": "submit_multiply", "result": "result_get", "worker": "worker_multiply"}[function])
+    context = LambdaContext()
+    samples = []
+    with dynamodb:
+        if sqs is not None:
+            sqs.activate()
+        for n in range(total):
+            started = time.process_time()
+            response = handler(event, context)
+            elapsed = time.process_time() - started
+            if n == 0:
+                _check(function, response)
+            if n >= warmup:
+                samples.append(elapsed)
+    dynamodb.assert_no_pending_responses()
+    return {
+        "median_ms": round(statistics.median(samples) * 1000, 4),
+        "mean_ms": round(statistics.fmean(samples) * 1000, 4),
+        "invocations": len(samples),
+    }
+
+
+def _check(function: str, response: Any) -> None:
+    expected = {"submit": 202, "result": 200}
+    if function in expected and response.get("statusCode") != expected[function]:
+        raise RuntimeError(f"{function} answered {response}")
+    if function == "worker" and response.get("batchItemFailures"):
+        raise RuntimeError(f"worker failed: {response}")
+
+
+def run(invocations: int = 2000, functions: tuple[str, ...] = ("submit", "result", "worker")) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    env = {**os.environ, **ENVIRONMENT, "PYTHONPATH": f"{FUNCTIONS}{os.pathsep}{ROOT}"}
+    for function in functions:
+        completed = subprocess.run(
+            [sys.executable, "-m", "bench.warm", function, str(invocations)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            cwd=ROOT,
+        )
+        if completed.returncode != 0:
+            raise RuntimeError(f"warm run of {function} failed:\n{completed.stderr}")
+        results[function] = json.loads(completed.stderr.strip().splitlines()[-1])
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(sys.argv[1], int(sys.argv[2]))), file=sys.stderr)

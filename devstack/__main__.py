@@ -1,0 +1,88 @@
+"""`python -m devstack`: the task API on http://127.0.0.1:3000 with its queue, worker and table emulated.
+
+--no-api runs only the emulated AWS services and the SQS poller, for `sam local start-api` (Docker) beside it;
+--write-env-vars FILE writes that command's --env-vars file for the services this process runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import warnings
+from pathlib import Path
+from types import FrameType
+
+from devstack.template import DEFAULT_TEMPLATE
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")), help="0: any free port")
+    parser.add_argument("--no-api", action="store_true", help="only the AWS services and the SQS poller")
+    parser.add_argument("--no-worker", action="store_true", help="no SQS poller: messages stay queued")
+    parser.add_argument(
+        "--worker-concurrency", type=int, default=int(os.environ.get("WORKER_CONCURRENCY", "2")), metavar="N"
+    )
+    parser.add_argument(
+        "--visibility-timeout", type=int, metavar="SECONDS", help="local only: replaces the queues' VisibilityTimeout"
+    )
+    parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter")
+    parser.add_argument("--write-env-vars", type=Path, metavar="FILE", help="env.json for sam local start-api")
+    parser.add_argument("--log-level", default=os.environ.get("DEVSTACK_LOG_LEVEL", "INFO"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout
+    )
+    # One line per request from both werkzeug servers (API and moto) drowns the functions' logs.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("botocore.configprovider").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+    from devstack.envvars import write_env_vars
+    from devstack.stack import LocalStack
+
+    stopping = threading.Event()
+
+    def request_stop(signum: int, _: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    parameters = dict(item.split("=", 1) for item in args.parameter)
+    stack = LocalStack(
+        template=args.template,
+        host=args.host,
+        port=args.port,
+        api=not args.no_api,
+        worker=not args.no_worker,
+        worker_concurrency=args.worker_concurrency,
+        parameter_overrides=parameters,
+        visibility_timeout=args.visibility_timeout,
+    )
+    with stack:
+        if args.write_env_vars:
+            write_env_vars(args.write_env_vars, stack.sam_app, stack.environment)
+            print(f"env vars for sam local start-api written to {args.write_env_vars}", flush=True)
+        print(f"AWS services at {stack.endpoint_url}", flush=True)
+        if args.no_api:
+            print("services ready (no API): run `sam local start-api --env-vars ...` beside them", flush=True)
+        else:
+            print(f"API ready at {stack.api_url}", flush=True)
+        stopping.wait()
+        print("stopping", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

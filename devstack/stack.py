@@ -1,0 +1,244 @@
+"""The whole stack in this process: moto server, the template's resources, the HTTP API and the SQS poller."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from devstack.event_source import SqsEventSource
+from devstack.lambdas import InProcessLambdaRunner, LambdaFunction
+from devstack.resources import LocalResources, create_resources
+from devstack.template import DEFAULT_TEMPLATE, REGION, SamApp, load_sam_app
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+    from devstack.api import ApiServer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WORKER_CONCURRENCY = 2
+# Variables passed from the caller's environment to the functions, over the template's values.
+PASSTHROUGH_VARIABLES = ("MULTIPLY_DELAY_SECONDS",)
+# Modules whose lru_cache'd factories read the environment: cleared when the stack's environment changes.
+_CACHED_FACTORIES = {
+    "core.settings": ("settings", "submit_settings", "worker_settings"),
+    "core.aws": ("dynamodb_client", "sqs_client", "task_store", "task_queue"),
+    "core.registry": ("tasks",),
+}
+
+
+def _clear_factories() -> None:
+    for module_name, names in _CACHED_FACTORIES.items():
+        module = sys.modules.get(module_name)
+        for name in names:
+            factory = getattr(module, name, None)
+            if factory is not None and hasattr(factory, "cache_clear"):
+                factory.cache_clear()
+
+
+class LocalStack:
+    """Start with `with LocalStack(port=0) as stack:`; `stack.api_url` is then ready for requests.
+
+    endpoint_url: an AWS emulator already running (default: AWS_ENDPOINT_URL, else a moto server started here).
+    env: variables for the functions over the template's (e.g. {"MULTIPLY_DELAY_SECONDS": "0"}).
+    visibility_timeout: replaces the queues' VisibilityTimeout (local only, to see redeliveries quickly).
+    task_modules: modules to import before the handlers, e.g. test-only tasks registered with core.registry.task.
+    """
+
+    def __init__(
+        self,
+        *,
+        template: str | Path = DEFAULT_TEMPLATE,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        api: bool = True,
+        worker: bool = True,
+        worker_concurrency: int | None = None,
+        env: Mapping[str, str] | None = None,
+        parameter_overrides: Mapping[str, Any] | None = None,
+        visibility_timeout: int | None = None,
+        endpoint_url: str | None = None,
+        task_modules: Iterable[str] = (),
+    ) -> None:
+        self.template = Path(template).resolve()
+        self._host = host
+        self._port = port
+        self._with_api = api
+        self._with_worker = worker
+        self.worker_concurrency = worker_concurrency or int(
+            os.environ.get("WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY)
+        )
+        self._env = dict(env or {})
+        self._parameter_overrides = dict(parameter_overrides or {})
+        self._visibility_timeout = visibility_timeout
+        self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+        self._task_modules = list(task_modules)
+        self._moto: ThreadedMotoServer | None = None
+        self._api: ApiServer | None = None
+        self._event_sources: list[SqsEventSource] = []
+        self._saved_environ: dict[str, str | None] = {}
+        self.resources: LocalResources
+        self.sam_app: SamApp
+        self.functions: dict[str, LambdaFunction] = {}
+        self.environment: dict[str, str] = {}
+
+    # -- lifecycle
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self._set_environ(
+            {
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+                "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+                # samcli's API emulation records telemetry events; nothing leaves this machine.
+                "SAM_CLI_TELEMETRY": "0",
+            }
+        )
+        if self.endpoint_url is None:
+            from moto.server import ThreadedMotoServer
+
+            self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self._moto.start()
+            host, port = self._moto.get_host_and_port()
+            self.endpoint_url = f"http://{host}:{port}"
+        # The template's LocalEndpointUrl parameter declares AWS_ENDPOINT_URL for the functions, so that the
+        # env-vars file for `sam local start-api` may set it.
+        self._parameter_overrides.setdefault("LocalEndpointUrl", self.endpoint_url)
+        self.resources = create_resources(
+            self.endpoint_url,
+            template=self.template,
+            parameter_overrides=self._parameter_overrides,
+            visibility_timeout=self._visibility_timeout,
+        )
+        self.sam_app = load_sam_app(self.template, self.resources.translator())
+        self.environment = self._function_environment()
+        self._set_environ(self.environment | {"AWS_ENDPOINT_URL": self.endpoint_url})
+        _clear_factories()
+        for module in self._task_modules:
+            importlib.import_module(module)
+        self.functions = {name: LambdaFunction(spec) for name, spec in self.sam_app.functions.items()}
+        if self._with_worker:
+            self._start_event_sources()
+        if self._with_api:
+            from devstack.api import ApiServer
+
+            runner = InProcessLambdaRunner(self.functions)
+            self._api = ApiServer(self.sam_app.api(self.template.parent), runner, host=self._host, port=self._port)
+            self._api.start()
+
+    def stop(self) -> None:
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+        for source in self._event_sources:
+            source.stop()
+        self._event_sources = []
+        if self._moto is not None:
+            self._moto.stop()
+            server = getattr(self._moto, "_server", None)
+            if server is not None:
+                server.server_close()  # ThreadedMotoServer.stop leaves the socket open
+            self._moto = None
+            self.endpoint_url = None
+        self._restore_environ()
+        _clear_factories()
+
+    # -- what a caller uses
+
+    @property
+    def api_url(self) -> str:
+        if self._api is None:
+            raise RuntimeError("the API is not running (started with api=False, or not started)")
+        return self._api.url
+
+    @property
+    def sqs(self) -> SQSClient:
+        return boto3.client("sqs", endpoint_url=self.endpoint_url, region_name=REGION)
+
+    @property
+    def dynamodb(self) -> DynamoDBClient:
+        return boto3.client("dynamodb", endpoint_url=self.endpoint_url, region_name=REGION)
+
+    @property
+    def event_sources(self) -> list[SqsEventSource]:
+        return list(self._event_sources)
+
+    # -- internals
+
+    def _function_environment(self) -> dict[str, str]:
+        """The union of the functions' variables: they run in one process, so they share os.environ."""
+        union: dict[str, str] = {}
+        for spec in self.sam_app.functions.values():
+            for key, value in spec.environment.items():
+                if union.get(key, value) != value:
+                    logger.warning("%s differs between functions; %s's value %r wins", key, spec.name, value)
+                union[key] = value
+        union.update({key: os.environ[key] for key in PASSTHROUGH_VARIABLES if key in os.environ})
+        union.update(self._env)
+        return union
+
+    def _start_event_sources(self) -> None:
+        queues = {queue.arn: queue for queue in self.resources.of_type("AWS::SQS::Queue")}
+        sqs = self.sqs
+        for function in self.functions.values():
+            for properties in function.spec.sqs_events():
+                queue = queues.get(str(properties.get("Queue")))
+                if queue is None:
+                    logger.warning("%s: SQS event on an unknown queue %s", function.spec.name, properties.get("Queue"))
+                    continue
+                if properties.get("Enabled", True) in (False, "false"):
+                    continue
+                source = SqsEventSource(
+                    sqs,
+                    function,
+                    queue_url=queue.ref,
+                    queue_arn=queue.arn,
+                    batch_size=int(properties.get("BatchSize", 10)),
+                    batching_window_seconds=float(properties.get("MaximumBatchingWindowInSeconds", 0)),
+                    concurrency=self.worker_concurrency,
+                    report_batch_item_failures="ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
+                )
+                source.start()
+                self._event_sources.append(source)
+
+    def _set_environ(self, values: Mapping[str, str]) -> None:
+        for key, value in values.items():
+            if key not in self._saved_environ:
+                self._saved_environ[key] = os.environ.get(key)
+            os.environ[key] = value
+
+    def _restore_environ(self) -> None:
+        for key, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_environ = {}

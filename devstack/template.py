@@ -1,0 +1,89 @@
+"""template.yaml read through aws-sam-cli: parameters, functions and routes as SAM itself sees them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from samcli.commands._utils.template import get_template_data
+from samcli.lib.intrinsic_resolver.intrinsic_property_resolver import IntrinsicResolver
+from samcli.lib.intrinsic_resolver.intrinsics_symbol_table import IntrinsicsSymbolTable
+from samcli.lib.providers.api_provider import ApiProvider
+from samcli.lib.providers.provider import Stack
+from samcli.lib.providers.sam_function_provider import SamFunctionProvider
+from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+
+DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
+REGION = "us-east-1"
+
+
+def load_template(path: str | Path = DEFAULT_TEMPLATE) -> dict[str, Any]:
+    """The raw template, intrinsics still in place (samcli's YAML parser turns !Ref into {"Ref": ...})."""
+    template: dict[str, Any] = get_template_data(str(path))
+    return template
+
+
+def parameter_values(template: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Each parameter's default, as CloudFormation would use it when none is given, then the overrides."""
+    values = {name: spec["Default"] for name, spec in template.get("Parameters", {}).items() if "Default" in spec}
+    values.update(overrides or {})
+    return values
+
+
+def resolve(template: dict[str, Any], value: Any, translator: dict[str, Any]) -> Any:
+    """Resolve the intrinsics in `value` with samcli's resolver; `translator` maps logical ids to local values."""
+    symbols = IntrinsicsSymbolTable(template=template, logical_id_translator=dict(translator))
+    return IntrinsicResolver(template=template, symbol_resolver=symbols).intrinsic_property_resolver(
+        value, ignore_errors=False
+    )
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One AWS::Serverless::Function as it runs locally."""
+
+    name: str
+    handler: str
+    timeout: int
+    memory: int
+    environment: dict[str, str]
+    events: dict[str, Any] = field(default_factory=dict)
+
+    def sqs_events(self) -> list[dict[str, Any]]:
+        return [event["Properties"] for event in self.events.values() if event.get("Type") == "SQS"]
+
+
+@dataclass(frozen=True)
+class SamApp:
+    """The template after SAM's own transform, with resource references resolved to local values."""
+
+    stacks: list[Stack]
+    functions: dict[str, FunctionSpec]
+
+    def api(self, cwd: str | Path) -> Any:
+        return ApiProvider(self.stacks, cwd=str(cwd)).api
+
+
+def load_sam_app(path: str | Path, translator: dict[str, Any]) -> SamApp:
+    """`translator` holds parameter values and {"Ref": ..., "Arn": ...} for each local resource."""
+    stacks, _ = SamLocalStackProvider.get_stacks(str(path), parameter_overrides=dict(translator))
+    functions = {}
+    for function in SamFunctionProvider(stacks).get_all():
+        variables = (function.environment or {}).get("Variables", {})
+        functions[function.name] = FunctionSpec(
+            name=function.name,
+            handler=str(function.handler),
+            timeout=int(function.timeout or 3),
+            memory=int(function.memory or 128),
+            environment={key: _env_str(value) for key, value in variables.items()},
+            events=dict(function.events or {}),
+        )
+    return SamApp(stacks=stacks, functions=functions)
+
+
+def _env_str(value: Any) -> str:
+    # Lambda's environment holds strings only; CloudFormation turns true into "true".
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)

@@ -1,0 +1,38 @@
+"""Test-only tasks, registered in the module-global registry before the local stack starts."""
+
+from __future__ import annotations
+
+import time
+
+from core.errors import RetryableTaskError
+from core.registry import FiniteNumber, Progress, TaskInput, task
+
+
+class NapInput(TaskInput):
+    seconds: FiniteNumber
+
+
+class NoInput(TaskInput):
+    pass
+
+
+@task("e2e-nap")
+def nap(inputs: NapInput, progress: Progress) -> str:
+    """Sleep, reporting progress, so that a test can cancel it while it is queued or running."""
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < inputs.seconds:
+        progress(elapsed / inputs.seconds)
+        time.sleep(0.05)
+    return "rested"
+
+
+@task("e2e-fail")
+def fail(inputs: NoInput, progress: Progress) -> None:
+    """A task whose own code fails: the task ends failed, the message is done with."""
+    raise ValueError("this task always fails")
+
+
+@task("e2e-poison")
+def poison(inputs: NoInput, progress: Progress) -> None:
+    """Fails transiently on every delivery: retried until the redrive policy moves it to the dead-letter queue."""
+    raise RetryableTaskError("still not ready")

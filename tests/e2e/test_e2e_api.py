@@ -1,0 +1,107 @@
+"""The HTTP contract, over real HTTP: against the local stack, or a deployed API with E2E_BASE_URL."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.e2e
+
+
+def test_multiply_submit_poll_result(
+    http: requests.Session, base_url: str, finished: Callable[..., dict[str, Any]]
+) -> None:
+    # GIVEN / WHEN
+    started = time.monotonic()
+    response = http.post(f"{base_url}/multiply", json={"x": 6, "y": 7}, timeout=10)
+
+    # THEN
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] == "queued"
+    assert response.headers["Location"].endswith(f"/multiply/{body['task_id']}")
+    assert "Retry-After" in response.headers
+    result = finished("multiply", body["task_id"])
+    assert result["status"] == "succeeded"
+    assert result["result"] == 42
+    print(f"one task end to end: {time.monotonic() - started:.3f} s")
+
+
+def test_submit_invalid_json_is_400(http: requests.Session, base_url: str) -> None:
+    response = http.post(
+        f"{base_url}/multiply", data="{not json", headers={"Content-Type": "application/json"}, timeout=10
+    )
+    assert response.status_code == 400
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_submit_bad_input_is_422_with_fields(http: requests.Session, base_url: str) -> None:
+    response = http.post(f"{base_url}/multiply", json={"x": "6", "z": 1}, timeout=10)
+    assert response.status_code == 422
+    fields = {error["field"] for error in response.json()["errors"]}
+    assert {"x", "y", "z"} <= fields
+
+
+def test_submit_unknown_task_is_404_listing_tasks(http: requests.Session, base_url: str) -> None:
+    response = http.post(f"{base_url}/no-such-task", json={}, timeout=10)
+    assert response.status_code == 404
+    assert "multiply" in response.json()["known_tasks"]
+
+
+def test_result_unknown_id_is_404(http: requests.Session, base_url: str) -> None:
+    response = http.get(f"{base_url}/multiply/{uuid.uuid4()}", timeout=10)
+    assert response.status_code == 404
+
+
+def test_result_malformed_id_is_400(http: requests.Session, base_url: str) -> None:
+    response = http.get(f"{base_url}/multiply/not-a-uuid", timeout=10)
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("GET", "/multiply", "POST"), ("PUT", "/multiply", "POST"), ("POST", f"/multiply/{uuid.uuid4()}", "GET, DELETE")],
+)
+def test_wrong_method_is_405_with_allow(
+    http: requests.Session, base_url: str, method: str, path: str, allowed: str
+) -> None:
+    response = http.request(method, f"{base_url}{path}", timeout=10)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allowed
+
+
+def test_body_over_256_kib_is_413(http: requests.Session, base_url: str) -> None:
+    body = '{"x": 1, "y": 2, "pad": "' + "a" * (256 * 1024) + '"}'
+    response = http.post(f"{base_url}/multiply", data=body, headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 413
+
+
+def test_idempotent_replay_returns_same_task(http: requests.Session, base_url: str) -> None:
+    headers = {"Idempotency-Key": f"e2e-{uuid.uuid4()}"}
+    first = http.post(f"{base_url}/multiply", json={"x": 2, "y": 3}, headers=headers, timeout=10)
+    again = http.post(f"{base_url}/multiply", json={"x": 2, "y": 3}, headers=headers, timeout=10)
+    assert first.status_code in (200, 202)
+    assert again.status_code in (200, 202)
+    assert again.json()["task_id"] == first.json()["task_id"]
+
+
+def test_idempotency_key_reuse_with_other_body_is_409(http: requests.Session, base_url: str) -> None:
+    headers = {"Idempotency-Key": f"e2e-{uuid.uuid4()}"}
+    first = http.post(f"{base_url}/multiply", json={"x": 2, "y": 3}, headers=headers, timeout=10)
+    other = http.post(f"{base_url}/multiply", json={"x": 2, "y": 4}, headers=headers, timeout=10)
+    assert first.status_code == 202
+    assert other.status_code == 409
+
+
+def test_cancel_finished_task_is_409(
+    http: requests.Session, base_url: str, finished: Callable[..., dict[str, Any]]
+) -> None:
+    task_id = http.post(f"{base_url}/multiply", json={"x": 1, "y": 1}, timeout=10).json()["task_id"]
+    finished("multiply", task_id)
+    response = http.delete(f"{base_url}/multiply/{task_id}", timeout=10)
+    assert response.status_code == 409

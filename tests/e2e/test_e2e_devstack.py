@@ -1,0 +1,149 @@
+"""The local stack itself: resources from the template, env.json for sam local, services-only mode, and the
+aws-sam-cli / moto internals it is built on (these fail loudly when an upgrade changes them)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+import boto3
+import pytest
+
+from devstack import LocalStack
+from devstack.envvars import DOCKER_HOST, env_vars
+from devstack.template import DEFAULT_TEMPLATE, load_template
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_env_vars_file_matches_template_variables(local_stack: LocalStack | None) -> None:
+    if local_stack is None:
+        pytest.skip("needs the local stack")
+    # GIVEN each function's variables as the template declares them
+    declared = load_template(DEFAULT_TEMPLATE)
+    globals_ = set(declared["Globals"]["Function"]["Environment"]["Variables"])
+    expected = {
+        name: globals_ | set(resource["Properties"].get("Environment", {}).get("Variables", {}))
+        for name, resource in declared["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+    # WHEN
+    generated = env_vars(local_stack.sam_app, local_stack.environment)
+
+    # THEN the same keys, local names, and URLs a container can reach
+    assert {name: set(variables) for name, variables in generated.items()} == expected
+    assert generated["SubmitFunction"]["TABLE_NAME"] == local_stack.resources.table_name
+    assert generated["SubmitFunction"]["QUEUE_URL"].startswith(f"http://{DOCKER_HOST}:")
+    assert generated["WorkerFunction"]["MAX_RECEIVE_COUNT"] == "3"
+    # The functions in Docker reach the emulated AWS through the template's LocalEndpointUrl parameter.
+    assert generated["WorkerFunction"]["AWS_ENDPOINT_URL"].startswith(f"http://{DOCKER_HOST}:")
+
+
+def test_services_only_mode_starts_and_stops(tmp_path: Path) -> None:
+    # GIVEN `python -m devstack --no-api`
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"} | {"PYTHONPATH": "functions:."}
+    env_file = tmp_path / "env.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "--no-api", "--write-env-vars", str(env_file)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "services ready" in line:
+                break
+        output = "".join(lines)
+        endpoint = re.search(r"AWS services at (http://\S+)", output)
+        assert endpoint, output
+        assert "API ready" not in output
+
+        # THEN the services answer and env.json describes them
+        sqs = boto3.client("sqs", endpoint_url=endpoint.group(1), region_name="us-east-1")
+        assert any(url.endswith("/TaskQueue") for url in sqs.list_queues()["QueueUrls"])
+        assert set(json.loads(env_file.read_text())) == {"SubmitFunction", "ResultFunction", "WorkerFunction"}
+    finally:
+        # WHEN it gets SIGTERM THEN it stops cleanly
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+
+
+def test_samcli_internals_devstack_relies_on() -> None:
+    """Pinned to aws-sam-cli 1.170: LocalApigwService is not a public API."""
+    from samcli.commands._utils.template import get_template_data
+    from samcli.lib.intrinsic_resolver.intrinsic_property_resolver import IntrinsicResolver
+    from samcli.lib.intrinsic_resolver.intrinsics_symbol_table import IntrinsicsSymbolTable
+    from samcli.lib.providers.api_provider import ApiProvider
+    from samcli.lib.providers.sam_function_provider import SamFunctionProvider
+    from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+    from samcli.lib.utils.stream_writer import StreamWriter
+    from samcli.local.apigw.local_apigw_service import LocalApigwService
+
+    assert {"api", "lambda_runner", "port", "host"} <= set(inspect.signature(LocalApigwService).parameters)
+    assert "parameter_overrides" in inspect.signature(SamLocalStackProvider.get_stacks).parameters
+    assert "logical_id_translator" in inspect.signature(IntrinsicsSymbolTable).parameters
+    assert list(inspect.signature(IntrinsicResolver.intrinsic_property_resolver).parameters)[:3] == [
+        "self",
+        "intrinsic",
+        "ignore_errors",
+    ]
+    assert "cwd" in inspect.signature(ApiProvider).parameters
+    assert callable(SamFunctionProvider.get_all)
+    assert callable(get_template_data)
+    assert callable(StreamWriter.write_str)
+
+    # The round trip itself: routes from the template, a 2.0 event to the runner, its JSON answer to the client.
+    class RecordingRunner:
+        events: ClassVar[list[dict[str, Any]]] = []
+
+        def is_debugging(self) -> bool:
+            return False
+
+        def invoke(self, name: str, event: str, stdout: StreamWriter, stderr: Any = None, **_: Any) -> None:
+            self.events.append({"function": name, **json.loads(event)})
+            stdout.write_str(json.dumps({"statusCode": 201, "headers": {"X-Seen": "yes"}, "body": "ok"}))
+
+    stacks, _ = SamLocalStackProvider.get_stacks(str(DEFAULT_TEMPLATE))
+    service = LocalApigwService(api=ApiProvider(stacks, cwd=str(ROOT)).api, lambda_runner=RecordingRunner(), port=1)
+    service.create()
+    client = service._app.test_client()
+    response = client.post("/multiply/abc?q=1", data="{}", headers={"Idempotency-Key": "k"})
+    assert (response.status_code, response.headers["X-Seen"], response.get_data(as_text=True)) == (201, "yes", "ok")
+    (event,) = RecordingRunner.events
+    assert event["function"] == "ResultFunction"
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == "POST /{task}/{task_id}"
+    assert event["rawPath"] == "/multiply/abc"
+    assert event["pathParameters"] == {"task": "multiply", "task_id": "abc"}
+    assert {k.lower(): v for k, v in event["headers"].items()}["idempotency-key"] == "k"
+    assert event["requestContext"]["http"]["method"] == "POST"
+    assert event["body"] == "{}"
+
+
+def test_moto_server_internals_devstack_relies_on() -> None:
+    from moto.server import ThreadedMotoServer
+
+    assert {"ip_address", "port", "verbose"} <= set(inspect.signature(ThreadedMotoServer).parameters)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        assert host == "127.0.0.1"
+        assert port > 0
+    finally:
+        server.stop()
+        server._server.server_close()  # type: ignore[union-attr]

@@ -1,0 +1,84 @@
+"""The benchmark's arithmetic and report shape, on tiny inputs (no timing, no stack)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import report
+from bench.coldstart import summarize
+from bench.cost import FunctionUse, arithmetic, billed_ms, usd_per_million_tasks
+
+
+def test_billed_ms_rounds_each_invocation_up_to_the_next_millisecond() -> None:
+    # GIVEN durations of 0.2 ms, 1.0 ms and 2.5 ms
+    # WHEN they are billed
+    # THEN each is rounded up on its own: 1 + 1 + 3 ms, a mean of 5/3
+    assert billed_ms([0.0002, 0.001, 0.0025]) == pytest.approx(5 / 3)
+    assert billed_ms([]) == 0.0
+
+
+def test_cost_per_million_tasks_adds_up_list_prices() -> None:
+    # GIVEN one submit (10 ms at 256 MB), one poll (4 ms at 256 MB) and a tenth of a worker batch (20 ms at 1 GB)
+    functions = {
+        "submit": FunctionUse(1, 10, 256),
+        "result": FunctionUse(1, 4, 256),
+        "worker": FunctionUse(0.1, 20, 1024),
+    }
+    requests = {
+        "sqs.SendMessage": 1,
+        "sqs.ReceiveMessage": 0.1,
+        "sqs.DeleteMessageBatch": 0.1,
+        "dynamodb.PutItem": 1,
+        "dynamodb.UpdateItem": 2,
+        "dynamodb.GetItem": 1,
+    }
+    # WHEN the cost model prices them
+    costs = usd_per_million_tasks(requests, functions, api_requests_per_task=2)
+    # THEN every line is count x price x a million
+    assert costs["apigateway"] == pytest.approx(2.00)
+    assert costs["lambda.requests"] == pytest.approx(2.1 * 0.20)
+    assert costs["lambda.duration.submit"] == pytest.approx(0.010 * 0.25 * 0.0000133334 * 1e6)
+    assert costs["lambda.duration.worker"] == pytest.approx(0.1 * 0.020 * 1 * 0.0000133334 * 1e6)
+    assert costs["sqs"] == pytest.approx(1.2 * 0.40)
+    assert costs["dynamodb.writes"] == pytest.approx(3 * 0.625)
+    assert costs["dynamodb.reads"] == pytest.approx(0.125)
+    assert costs["total"] == pytest.approx(sum(value for key, value in costs.items() if key != "total"))
+    # AND the printed arithmetic ends with the same total
+    assert arithmetic(requests, functions, api_requests_per_task=2)[-1].startswith(
+        f"  total                 ${costs['total']:.3f}"
+    )
+
+
+def test_cold_start_summary_is_medians_and_ratios_to_the_bare_handler() -> None:
+    samples = {"bare": [(0.5, 0.4), (0.6, 0.4), (0.7, 0.5)], "result": [(0.6, 0.44), (0.7, 0.46), (0.8, 0.5)]}
+    summary = summarize(samples)
+    assert summary["bare"]["ratio_to_bare"] == 1.0
+    assert summary["result"]["median_s"] == 0.7
+    assert summary["result"]["ratio_to_bare"] == pytest.approx(0.46 / 0.4, abs=1e-3)
+
+
+def test_report_has_the_shape_the_readme_documents() -> None:
+    # GIVEN tiny measurements: two tasks, one poll each
+    cold = summarize({"bare": [(0.5, 0.4)], "submit": [(0.6, 0.45)]})
+    warm = {"submit": {"median_ms": 0.8, "mean_ms": 0.9, "invocations": 3}}
+    local = {
+        "tasks": 2,
+        "submit_errors": 0,
+        "poll_statuses": {"200 succeeded": 2},
+        "phase_seconds": 1.0,
+        "requests": {"sqs.SendMessage": 2},
+        "requests_per_task": {"sqs.SendMessage": 1.0, "dynamodb.PutItem": 1.0},
+        "durations": {"submit": [0.004, 0.006], "result": [0.002, 0.002], "worker": [0.01]},
+        "memory_mb": {"submit": 256, "result": 256, "worker": 1024},
+        "throughput": {"tasks_per_s": 60.0, "submit_p50_ms": 5.0, "submit_p99_ms": 9.0, "result_visible_p50_ms": 20.0},
+    }
+    # WHEN the report is built
+    results = report.build({"nproc": 2, "cpu": "test"}, cold, warm, local)
+    # THEN it has the documented keys and types
+    assert set(results) >= {"machine", "cold_start", "warm_ms", "requests_per_task", "usd_per_million_tasks", "local"}
+    assert set(results["cold_start"]["submit"]) >= {"median_s", "ratio_to_bare"}
+    assert results["warm_ms"] == {"submit": 0.8}
+    assert set(results["local"]) >= {"tasks_per_s", "submit_p50_ms", "submit_p99_ms", "result_visible_p50_ms"}
+    assert results["lambda"]["worker"]["invocations_per_task"] == 0.5
+    assert isinstance(results["usd_per_million_tasks"], float)
+    assert "tasks/s" in report.table(results)
