@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from devstack.emulator import MotoProcess
 from devstack.event_source import SqsEventSource
 from devstack.lambdas import InProcessLambdaRunner, LambdaFunction
 from devstack.resources import LocalResources, create_resources
 from devstack.template import DEFAULT_TEMPLATE, REGION, SamApp, load_sam_app
 
 if TYPE_CHECKING:
-    from moto.server import ThreadedMotoServer
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
@@ -84,7 +84,7 @@ class LocalStack:
         self._visibility_timeout = visibility_timeout
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         self._task_modules = list(task_modules)
-        self._moto: ThreadedMotoServer | None = None
+        self._moto: MotoProcess | None = None
         self._api: ApiServer | None = None
         self._event_sources: list[SqsEventSource] = []
         self._saved_environ: dict[str, str | None] = {}
@@ -123,12 +123,8 @@ class LocalStack:
             }
         )
         if self.endpoint_url is None:
-            from moto.server import ThreadedMotoServer
-
-            self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-            self._moto.start()
-            host, port = self._moto.get_host_and_port()
-            self.endpoint_url = f"http://{host}:{port}"
+            self._moto = MotoProcess().start()
+            self.endpoint_url = self._moto.endpoint_url
         # The template's LocalEndpointUrl parameter declares AWS_ENDPOINT_URL for the functions, so that the
         # env-vars file for `sam local start-api` may set it.
         self._parameter_overrides.setdefault("LocalEndpointUrl", self.endpoint_url)
@@ -163,9 +159,6 @@ class LocalStack:
         self._event_sources = []
         if self._moto is not None:
             self._moto.stop()
-            server = getattr(self._moto, "_server", None)
-            if server is not None:
-                server.server_close()  # ThreadedMotoServer.stop leaves the socket open
             self._moto = None
             self.endpoint_url = None
         self._restore_environ()
