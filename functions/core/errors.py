@@ -1,4 +1,4 @@
-"""Domain errors. The API maps them to HTTP statuses in one place (core.api); the worker to retry or fail."""
+"""Domain errors. The API maps them to HTTP statuses in one place (core.http); the worker to retry or fail."""
 
 from __future__ import annotations
 

@@ -1,35 +1,45 @@
-"""API Gateway HTTP API (payload 2.0) responses without an event-handler framework, for the result function:
-it serves two methods on one path, and Powertools' resolver would double its cold start (see bench/)."""
+"""The HTTP side of the submit and result functions: API Gateway HTTP API events (payload 2.0) in, responses
+out, and the one place where domain errors become HTTP statuses (RFC 9457 problem details).
+
+A small router rather than Powertools' event handler: each function serves one path with one or two methods,
+and the resolver's import alone would cost more than the rest of the function's cold start (see bench/).
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import logging
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
+from core.errors import MalformedRequest, MethodNotAllowed, PayloadTooLarge, TaskError, TaskNotFound
 from core.records import TaskRecord
 
-if TYPE_CHECKING:
-    from core.registry import TaskDefinition
+logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-# Powertools' route parameter characters (event_handler.api_gateway), so both functions match paths alike.
-_SEGMENT = r"[-._~()'!*:@,;=+&$%<> \[\]{}|^\w]+"
-TASK_PATH = re.compile(rf"^/(?P<task>{_SEGMENT})/(?P<task_id>{_SEGMENT})$")
+# Well under SQS's 1 MiB message and DynamoDB's 400 KB item, which must also hold the result.
+MAX_BODY_BYTES = 256 * 1024
+# A path segment: what API Gateway passes in {task} and {task_id}.
+_SEGMENT = r"[^/]+"
+TASK_PATH = re.compile(rf"^/(?P<task>{_SEGMENT})$")
+TASK_ID_PATH = re.compile(rf"^/(?P<task>{_SEGMENT})/(?P<task_id>{_SEGMENT})$")
 
 
 def dumps(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"), allow_nan=False)
 
 
-def response(status: int, body: str, content_type: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    """What Powertools' APIGatewayHttpResolver returns for a Response."""
+def response(status: int, body: str, content_type: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
     return {
         "statusCode": status,
         "body": body,
         "isBase64Encoded": False,
         "headers": {"Content-Type": content_type, **(headers or {})},
-        "cookies": [],
     }
 
 
@@ -40,29 +50,114 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any
     return response(status, dumps(body), PROBLEM_JSON, headers)
 
 
-def retry_after(record: TaskRecord, definition: TaskDefinition | None = None) -> int:
-    """Seconds to wait before polling: stored with the task since submit; older records ask the registry."""
-    if record.retry_after_seconds is not None:
-        return record.retry_after_seconds
-    if definition is None:
-        from core.registry import get_task
+@dataclass(frozen=True)
+class Request:
+    event: Mapping[str, Any]
 
-        definition = get_task(record.task)
-    return definition.retry_after_seconds
+    @property
+    def method(self) -> str:
+        return str(self.event["requestContext"]["http"]["method"]).upper()
+
+    @property
+    def raw_path(self) -> str:
+        return str(self.event.get("rawPath") or "/")
+
+    @property
+    def stage_prefix(self) -> str:
+        stage = self.event["requestContext"].get("stage")
+        return "" if not stage or stage == "$default" else f"/{stage}"
+
+    @property
+    def path(self) -> str:
+        """The path without the stage, as routes see it."""
+        prefix = self.stage_prefix
+        return self.raw_path[len(prefix) :] if prefix and self.raw_path.startswith(prefix + "/") else self.raw_path
+
+    @property
+    def request_id(self) -> str | None:
+        request_id = self.event["requestContext"].get("requestId")
+        return str(request_id) if request_id else None
+
+    def header(self, name: str) -> str | None:
+        """Case-insensitive, as HTTP headers are (HTTP APIs lowercase them; other callers may not)."""
+        wanted = name.lower()
+        for key, value in (self.event.get("headers") or {}).items():
+            if key.lower() == wanted:
+                return str(value)
+        return None
+
+    def json_body(self) -> Any:
+        """The JSON body: 413 over the size limit, 400 when it is missing or not JSON."""
+        raw = self.event.get("body") or ""
+        if self.event.get("isBase64Encoded"):
+            try:
+                raw = base64.b64decode(raw, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError) as exc:
+                raise MalformedRequest("the body is not valid base64-encoded UTF-8") from exc
+        size = len(raw.encode())
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"the body is {size} bytes; at most {MAX_BODY_BYTES} are accepted")
+        if not raw.strip():
+            raise MalformedRequest("the body must be a JSON object")
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
+
+    def caller_identity(self) -> str | None:
+        """Who is calling, as the API's authorizer established it (IAM principal or JWT subject)."""
+        authorizer = self.event["requestContext"].get("authorizer") or {}
+        iam = authorizer.get("iam") or {}
+        claims = (authorizer.get("jwt") or {}).get("claims") or {}
+        identity = iam.get("userArn") or iam.get("userId") or claims.get("sub")
+        return str(identity) if identity else None
 
 
-def task_headers(record: TaskRecord, definition: TaskDefinition | None = None) -> dict[str, str]:
-    """Retry-After while the task is pending."""
-    return {} if record.status.is_terminal else {"Retry-After": str(retry_after(record, definition))}
+Handler = Callable[..., dict[str, Any]]
 
 
-def task_status_code(record: TaskRecord) -> int:
-    """202 while the task is pending, 200 once it has finished."""
-    return 200 if record.status.is_terminal else 202
+class Router:
+    """Dispatches a request to the handler of its path and method; maps every error to a problem response."""
+
+    def __init__(self, routes: Mapping[re.Pattern[str], Mapping[str, Handler]]) -> None:
+        self._routes = routes
+
+    def __call__(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        request = Request(event)
+        try:
+            return self._dispatch(request)
+        except TaskError as error:
+            extra = dict(error.extra)
+            if isinstance(error, MethodNotAllowed):
+                extra["allow"] = error.allowed
+            logger.info("request refused", extra={"status": error.status, "detail": error.detail})
+            return problem(error.status, error.title, error.detail, instance=request.raw_path, **extra)
+        except Exception:
+            # Opaque to the client: the request id finds the traceback in the function's logs.
+            logger.exception("unexpected error", extra={"request_id": request.request_id})
+            return problem(500, "Internal error", "the request could not be completed", request_id=request.request_id)
+
+    def _dispatch(self, request: Request) -> dict[str, Any]:
+        for pattern, methods in self._routes.items():
+            match = pattern.match(request.path)
+            if match is None:
+                continue
+            handler = methods.get(request.method)
+            if handler is None:
+                raise MethodNotAllowed(f"{request.method} is not allowed here", allowed=list(methods))
+            return handler(request, **match.groupdict())
+        raise TaskNotFound(f"no route for {request.raw_path}")
 
 
-def event_path(event: dict[str, Any]) -> str:
-    """The request path without the stage, as Powertools' APIGatewayProxyEventV2.path has it."""
-    raw_path: str = event.get("rawPath") or ""
-    stage = (event.get("requestContext") or {}).get("stage")
-    return raw_path if stage == "$default" else raw_path[len(f"/{stage}") :]
+def task_response(request: Request, record: TaskRecord, *, submitted: bool = False) -> dict[str, Any]:
+    """202 with Retry-After while the task is pending, 200 once it has finished. The answer to a submission is
+    always 202 with the task's Location, even when an idempotent replay finds the task finished already."""
+    headers: dict[str, str] = {}
+    if submitted:
+        headers["Location"] = f"{request.stage_prefix}/{record.task}/{record.task_id}"
+    if record.status.is_terminal and not submitted:
+        status = 200
+    else:
+        status = 202
+        headers["Retry-After"] = str(record.retry_after_seconds)
+    return response(status, dumps(record.to_public()), "application/json", headers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.api import MAX_BODY_BYTES
+from core.http import MAX_BODY_BYTES
 from core.registry import tasks
 
 _TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}

@@ -47,8 +47,8 @@ class TaskRecord:
     result_json: str | None = None
     error: TaskFailure | None = None
     request_hash: str | None = field(default=None, repr=False)
-    # The task's Retry-After, stored at submit so that GET needs no task registry (None: older records).
-    retry_after_seconds: int | None = field(default=None, repr=False)
+    # The task's Retry-After, stored at submit so that GET needs no task registry.
+    retry_after_seconds: int = 1
 
     def is_expired(self, now: float) -> bool:
         # DynamoDB deletes expired items up to a few days late: a record past its expiry is gone already.

@@ -17,10 +17,10 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Annotated, Any, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from core.errors import TaskNotFound
+from core.errors import InvalidInput, TaskNotFound
 
 Progress = Callable[[float], None]
 """Called by a task with the fraction of its work done, 0..1. Cheap to call often: writes are throttled."""
@@ -61,7 +61,19 @@ class TaskDefinition:
     retry_after_seconds: int = 1
 
     def validate(self, inputs: Any) -> BaseModel:
-        return self.input_model.model_validate(inputs)
+        """The task's typed input; InvalidInput with per-field details when `inputs` do not fit its model."""
+        try:
+            return self.input_model.model_validate(inputs)
+        except ValidationError as error:
+            raise InvalidInput(f"invalid input for task {self.name!r}", errors=validation_errors(error)) from error
+
+
+def validation_errors(error: ValidationError) -> list[dict[str, Any]]:
+    """Per-field details a client can act on, without echoing large inputs back."""
+    return [
+        {"field": ".".join(str(part) for part in item["loc"]) or "(body)", "message": item["msg"], "type": item["type"]}
+        for item in error.errors(include_url=False, include_input=False)
+    ]
 
 
 _definitions: dict[str, TaskDefinition] = {}

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from core.errors import RetryableTaskError, TaskCancelled, TaskError, TaskLost
 from core.queue import TaskMessage
@@ -162,7 +162,7 @@ class TaskRunner:
         except TaskLost:
             logger.warning("task was claimed by another worker; dropping this run", extra={"task_id": record.task_id})
             return Outcome(record.task_id, record.task, "lost", record)
-        except (TaskError, ValidationError, ValueError, TypeError, ArithmeticError, LookupError) as error:
+        except (TaskError, ValueError, TypeError, ArithmeticError, LookupError) as error:
             failure = describe(error)
         except Exception as error:
             if is_transient(error):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core.errors import Conflict, InvalidInput, MalformedRequest, QueueUnavailable, TaskNotFound
+from core.errors import Conflict, MalformedRequest, QueueUnavailable, TaskNotFound
 from core.queue import TaskMessage, TaskQueue
 from core.records import TaskRecord, TaskStatus
 from core.store import TaskStore, TransitionRefused
@@ -21,8 +21,6 @@ from core.store import TaskStore, TransitionRefused
 # The registry (and pydantic under it) is imported by submit only: GET and DELETE read the record, so the
 # result function starts without them.
 if TYPE_CHECKING:
-    from pydantic import ValidationError
-
     from core.registry import TaskDefinition
 
 logger = logging.getLogger(__name__)
@@ -36,17 +34,8 @@ SECONDS_PER_DAY = 86_400
 @dataclass(frozen=True)
 class Submission:
     record: TaskRecord
-    definition: TaskDefinition
     # True when an Idempotency-Key matched an earlier submission and nothing new was queued.
     replayed: bool = False
-
-
-def validation_errors(error: ValidationError) -> list[dict[str, Any]]:
-    """Per-field details a client can act on, without echoing large inputs back."""
-    return [
-        {"field": ".".join(str(part) for part in item["loc"]) or "(body)", "message": item["msg"], "type": item["type"]}
-        for item in error.errors(include_url=False, include_input=False)
-    ]
 
 
 def parse_task_id(task_id: str) -> str:
@@ -71,21 +60,13 @@ class TaskService:
         self._clock = clock
 
     def submit(
-        self, task_name: str, inputs: Any, *, idempotency_key: str | None = None, caller: str | None = None
+        self, definition: TaskDefinition, inputs: Any, *, idempotency_key: str | None = None, caller: str | None = None
     ) -> Submission:
         """Validate, record as queued, then enqueue. Nothing is stored or sent for invalid input."""
-        from pydantic import ValidationError
-
-        from core.registry import get_task
-
-        definition = get_task(task_name)
+        task_name = definition.name
         if not isinstance(inputs, dict):
             raise MalformedRequest(f"the body must be a JSON object with the inputs of {task_name!r}")
-        try:
-            model = definition.validate(inputs)
-        except ValidationError as error:
-            raise InvalidInput(f"invalid input for task {task_name!r}", errors=validation_errors(error)) from error
-        input_json = model.model_dump_json()
+        input_json = definition.validate(inputs).model_dump_json()
         now = self._clock()
         request_hash = None
         task_id = str(uuid.uuid4())
@@ -111,9 +92,9 @@ class TaskService:
             existing = refused.current
             if existing is None or existing.request_hash != request_hash or existing.task != task_name:
                 raise Conflict("this Idempotency-Key was used before with a different request") from refused
-            return Submission(existing, definition, replayed=True)
+            return Submission(existing, replayed=True)
         self._enqueue(record)
-        return Submission(record, definition)
+        return Submission(record)
 
     def _enqueue(self, record: TaskRecord) -> None:
         if self._queue is None:

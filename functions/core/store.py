@@ -88,8 +88,7 @@ def to_item(record: TaskRecord) -> dict[str, Any]:
         item["error_message"] = _s(record.error.message)
     if record.request_hash is not None:
         item["request_hash"] = _s(record.request_hash)
-    if record.retry_after_seconds is not None:
-        item["retry_after"] = _n(record.retry_after_seconds)
+    item["retry_after"] = _n(record.retry_after_seconds)
     return item
 
 
@@ -116,7 +115,7 @@ def from_item(item: dict[str, Any]) -> TaskRecord:
         result_json=text("result"),
         error=TaskFailure(error_type, text("error_message") or "") if error_type else None,
         request_hash=text("request_hash"),
-        retry_after_seconds=int(item["retry_after"]["N"]) if "retry_after" in item else None,
+        retry_after_seconds=int(item["retry_after"]["N"]),
     )
 
 
