@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 # A result must fit in the task's DynamoDB item (400 KB) beside its input.
 MAX_RESULT_BYTES = 350_000
 PROGRESS_INTERVAL_SECONDS = 1.0
+# A run this long is claimed (shown running, with a lease); a quicker one is recorded only when it ends.
+CLAIM_AFTER_SECONDS = 1.0
 _THROTTLING_CODES = frozenset(
     {
         "ThrottlingException",
@@ -82,33 +85,110 @@ class Outcome:
     record: TaskRecord | None = None
 
 
-class ProgressReporter:
-    """Writes a task's progress at most once per interval; raises TaskCancelled once the task is cancelled."""
+class TaskRun:
+    """One attempt at a task. It claims the task (running, with a lease) only once the run outlasts
+    CLAIM_AFTER_SECONDS or first reports progress: a quick task goes from queued to its outcome in one write,
+    as Celery records no STARTED state unless asked. Until the claim, the outcome's own condition (the record
+    unchanged since it was read) is what stops a duplicate or a cancelled task from being recorded twice."""
 
-    def __init__(self, store: TaskStore, record: TaskRecord, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, store: TaskStore, observed: TaskRecord, clock: Callable[[], float], lease_seconds: float
+    ) -> None:
+        self.observed = observed
         self._store = store
-        self._record = record
         self._clock = clock
-        self._last_write = clock()
+        self._lease_seconds = lease_seconds
+        self.started_at = clock()
+        self._last_progress = self.started_at
+        self._lock = threading.Lock()
+        self._claimed: TaskRecord | None = None
+        self._refused: TransitionRefused | None = None
+        self._done = False
+        self._timer = threading.Timer(CLAIM_AFTER_SECONDS, self._claim_in_background)
+        self._timer.daemon = True
 
-    def __call__(self, fraction: float) -> None:
-        now = self._clock()
-        if now - self._last_write < PROGRESS_INTERVAL_SECONDS:
-            return
-        self._last_write = now
+    @property
+    def task_id(self) -> str:
+        return self.observed.task_id
+
+    @property
+    def attempts(self) -> int:
+        return self._claimed.attempts if self._claimed else self.observed.attempts + 1
+
+    def __enter__(self) -> TaskRun:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
+
+    def _try_claim(self) -> None:
+        with self._lock:
+            if self._claimed is None and self._refused is None and not self._done:
+                try:
+                    self._claimed = self._store.claim(self.task_id, self._clock(), self._lease_seconds)
+                except TransitionRefused as refused:
+                    self._refused = refused  # the next progress report stops the task; its outcome is dropped
+
+    def _claim_in_background(self) -> None:
         try:
-            self._store.report_progress(
-                self._record.task_id, self._record.attempts, min(max(float(fraction), 0.0), 1.0)
-            )
+            self._try_claim()
+        except (BotoCoreError, ClientError) as error:
+            # The run goes on unclaimed; its outcome's condition still keeps the record right.
+            logger.warning("could not claim the running task", extra={"task_id": self.task_id, "error": str(error)})
+
+    def claim(self) -> TaskRecord:
+        """The claimed record; TaskCancelled or TaskLost when the task changed under this run."""
+        self._try_claim()
+        with self._lock:
+            if self._refused is not None:
+                current = self._refused.current
+                if current is not None and current.status is TaskStatus.CANCELLED:
+                    raise TaskCancelled(self.task_id) from self._refused
+                raise TaskLost(self.task_id) from self._refused
+            if self._claimed is None:
+                raise TaskLost(self.task_id)  # the run has ended: nothing to claim any more
+            return self._claimed
+
+    def progress(self, fraction: float) -> None:
+        """The task's Progress callback: written at most once per interval; stops a cancelled task."""
+        now = self._clock()
+        if now - self._last_progress < PROGRESS_INTERVAL_SECONDS:
+            return
+        self._last_progress = now
+        claimed = self.claim()
+        try:
+            self._store.report_progress(claimed, min(max(float(fraction), 0.0), 1.0))
         except TransitionRefused as refused:
             if refused.current is not None and refused.current.status is TaskStatus.CANCELLED:
-                raise TaskCancelled(self._record.task_id) from refused
-            raise TaskLost(self._record.task_id) from refused
+                raise TaskCancelled(self.task_id) from refused
+            raise TaskLost(self.task_id) from refused
         except (BotoCoreError, ClientError) as error:
             if not is_transient(error):
                 raise
             # A progress report is advisory: a throttled write must not cost the task its run.
-            logger.warning("progress not recorded", extra={"task_id": self._record.task_id, "error": str(error)})
+            logger.warning("progress not recorded", extra={"task_id": self.task_id, "error": str(error)})
+
+    def _settle(self) -> tuple[TaskRecord, bool]:
+        """Stop claiming; the record the outcome's condition expects, and whether this run claimed it."""
+        self._timer.cancel()
+        with self._lock:
+            self._done = True
+            if self._claimed is not None:
+                return self._claimed, True
+            if self._refused is not None:
+                raise self._refused
+            return self.observed, False
+
+    def finish(self, *, result_json: str | None = None, error: TaskFailure | None = None) -> TaskRecord:
+        expected, claimed = self._settle()
+        return self._store.finish(
+            expected, self._clock(), claimed=claimed, started_at=self.started_at, result_json=result_json, error=error
+        )
+
+    def release(self) -> None:
+        expected, claimed = self._settle()
+        self._store.release(expected, claimed=claimed)
 
 
 class TaskRunner:
@@ -130,32 +210,31 @@ class TaskRunner:
 
     def handle(self, message: TaskMessage, receive_count: int) -> Outcome:
         """Process one delivery. Returns when the message is done with; raises when SQS should deliver it again."""
-        try:
-            record = self._store.claim(message.task_id, self._clock(), self._lease_seconds)
-        except TransitionRefused as refused:
-            return self._not_claimed(message, refused.current)
-        try:
-            return self._run(record)
-        except Exception as error:  # noqa: BLE001 - re-raised by _retry_or_give_up once the task is released
-            # _run records every failure of the task's own; what reaches here is transient or our infrastructure's.
-            return self._retry_or_give_up(record, error, receive_count)
-
-    def _not_claimed(self, message: TaskMessage, current: TaskRecord | None) -> Outcome:
-        if current is None or current.is_expired(self._clock()):
+        current = self._store.get(message.task_id)
+        now = self._clock()
+        if current is None or current.is_expired(now):
             logger.warning("message for a task that no longer exists", extra={"task_id": message.task_id})
             return Outcome(message.task_id, message.task, "gone")
         if current.status.is_terminal:
             logger.info("duplicate delivery of a finished task", extra={"task_id": message.task_id})
             return Outcome(message.task_id, message.task, "duplicate", current)
-        raise TaskBusy(f"task {message.task_id} is running elsewhere until its lease ends")
+        if current.status is TaskStatus.RUNNING and (current.lease_until or 0) >= now:
+            raise TaskBusy(f"task {message.task_id} is running elsewhere until its lease ends")
+        with TaskRun(self._store, current, self._clock, self._lease_seconds) as run:
+            try:
+                return self._run(run)
+            except Exception as error:  # noqa: BLE001 - re-raised by _retry_or_give_up once the attempt is counted
+                # _run records every failure of the task's own; what reaches here is transient or our infrastructure's.
+                return self._retry_or_give_up(run, error, receive_count)
 
-    def _run(self, record: TaskRecord) -> Outcome:
+    def _run(self, run: TaskRun) -> Outcome:
+        record = run.observed
         failure: TaskFailure | None = None
         result_json: str | None = None
         try:
             definition = get_task(record.task)
             inputs = definition.validate(record.inputs)
-            result_json = encode_result(definition.function(inputs, ProgressReporter(self._store, record, self._clock)))
+            result_json = encode_result(definition.function(inputs, run.progress))
         except TaskCancelled:
             logger.info("task cancelled while running", extra={"task_id": record.task_id})
             return Outcome(record.task_id, record.task, TaskStatus.CANCELLED.value, record)
@@ -168,15 +247,12 @@ class TaskRunner:
             if is_transient(error):
                 raise
             failure = describe(error)
-        return self._finish(record, result_json=result_json, error=failure)
+        return self._finish(run, result_json=result_json, error=failure)
 
-    def _finish(
-        self, record: TaskRecord, *, result_json: str | None = None, error: TaskFailure | None = None
-    ) -> Outcome:
+    def _finish(self, run: TaskRun, *, result_json: str | None = None, error: TaskFailure | None = None) -> Outcome:
+        record = run.observed
         try:
-            finished = self._store.finish(
-                record.task_id, record.attempts, self._clock(), result_json=result_json, error=error
-            )
+            finished = run.finish(result_json=result_json, error=error)
         except TransitionRefused as refused:
             current = refused.current
             status = current.status.value if current else "gone"
@@ -185,14 +261,14 @@ class TaskRunner:
         self._on_finished(finished)
         return Outcome(record.task_id, record.task, finished.status.value, finished)
 
-    def _retry_or_give_up(self, record: TaskRecord, error: Exception, receive_count: int) -> Outcome:
+    def _retry_or_give_up(self, run: TaskRun, error: Exception, receive_count: int) -> Outcome:
         if receive_count >= self._max_receive_count:
             message = f"gave up after {receive_count} attempts: {describe(error).type}: {error}"
-            self._finish(record, error=TaskFailure(type="GaveUp", message=message[:2000]))
-            logger.error("task gave up; its message goes to the dead-letter queue", extra={"task_id": record.task_id})
+            self._finish(run, error=TaskFailure(type="GaveUp", message=message[:2000]))
+            logger.error("task gave up; its message goes to the dead-letter queue", extra={"task_id": run.task_id})
         else:
             try:
-                self._store.release(record.task_id, record.attempts)
+                run.release()
             except TransitionRefused:
-                logger.info("task changed before release", extra={"task_id": record.task_id})
+                logger.info("task changed before release", extra={"task_id": run.task_id})
         raise error

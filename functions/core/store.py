@@ -35,21 +35,24 @@ class TaskStore(Protocol):
     def claim(self, task_id: str, now: float, lease_seconds: float) -> TaskRecord:
         """queued, or running with a lapsed lease -> running, counting one more attempt."""
 
-    def report_progress(self, task_id: str, attempt: int, fraction: float) -> None: ...
+    def report_progress(self, expected: TaskRecord, fraction: float) -> None:
+        """Record progress of a claimed task, if it is still as `expected`."""
 
-    def release(self, task_id: str, attempt: int) -> None:
-        """running -> queued, for another attempt after a transient error."""
+    def release(self, expected: TaskRecord, *, claimed: bool) -> None:
+        """Count a failed attempt; a claimed task goes back to queued for the next one."""
 
     def finish(
         self,
-        task_id: str,
-        attempt: int,
+        expected: TaskRecord,
         now: float,
         *,
+        claimed: bool,
+        started_at: float,
         result_json: str | None = None,
         error: TaskFailure | None = None,
     ) -> TaskRecord:
-        """running -> succeeded (with result_json) or failed (with error), by the attempt that holds the claim."""
+        """-> succeeded (with result_json) or failed (with error), if the task is still as `expected`: neither
+        cancelled nor taken by another attempt. An unclaimed run counts its attempt here, in the same write."""
 
 
 _STATUS = "#status"
@@ -206,47 +209,57 @@ class DynamoTaskStore:
             },
         )
 
-    def _held(self, attempt: int) -> tuple[str, dict[str, Any]]:
-        return f"{_STATUS} = :running AND attempts = :attempt", {
-            ":running": _s(TaskStatus.RUNNING),
-            ":attempt": _n(attempt),
+    def _unchanged(self, expected: TaskRecord) -> tuple[str, dict[str, Any]]:
+        """The condition that the record is as this worker last wrote or read it."""
+        return f"{_STATUS} = :expected_status AND attempts = :expected_attempts", {
+            ":expected_status": _s(expected.status),
+            ":expected_attempts": _n(expected.attempts),
         }
 
-    def report_progress(self, task_id: str, attempt: int, fraction: float) -> None:
-        condition, values = self._held(attempt)
-        self._update(task_id, "SET progress = :progress", condition, {**values, ":progress": _n(fraction)})
+    def report_progress(self, expected: TaskRecord, fraction: float) -> None:
+        condition, values = self._unchanged(expected)
+        self._update(expected.task_id, "SET progress = :progress", condition, {**values, ":progress": _n(fraction)})
 
-    def release(self, task_id: str, attempt: int) -> None:
-        condition, values = self._held(attempt)
-        self._update(
-            task_id,
-            f"SET {_STATUS} = :queued REMOVE lease_until",
-            condition,
-            {**values, ":queued": _s(TaskStatus.QUEUED)},
-        )
+    def release(self, expected: TaskRecord, *, claimed: bool) -> None:
+        condition, values = self._unchanged(expected)
+        if claimed:
+            update = f"SET {_STATUS} = :queued REMOVE lease_until"
+            values[":queued"] = _s(TaskStatus.QUEUED)
+        else:
+            update = "SET attempts = :next"
+            values[":next"] = _n(expected.attempts + 1)
+        self._update(expected.task_id, update, condition, values)
 
     def finish(
         self,
-        task_id: str,
-        attempt: int,
+        expected: TaskRecord,
         now: float,
         *,
+        claimed: bool,
+        started_at: float,
         result_json: str | None = None,
         error: TaskFailure | None = None,
     ) -> TaskRecord:
-        condition, values = self._held(attempt)
-        values[":now"] = _n(now)
+        condition, values = self._unchanged(expected)
+        values.update({":now": _n(now), ":started": _n(started_at)})
+        assignments = [
+            f"{_STATUS} = :outcome",
+            "finished_at = :now",
+            "started_at = if_not_exists(started_at, :started)",
+        ]
+        names = dict(_NAMES)
+        if not claimed:
+            assignments.append("attempts = :next")
+            values[":next"] = _n(expected.attempts + 1)
         if error is None:
-            update = f"SET {_STATUS} = :succeeded, finished_at = :now, progress = :done, #result = :result"
-            values.update(
-                {":succeeded": _s(TaskStatus.SUCCEEDED), ":done": _n(1), ":result": _s(result_json or "null")}
-            )
-            names = {**_NAMES, "#result": "result"}
+            assignments += ["progress = :done", "#result = :result"]
+            values.update({":outcome": _s(TaskStatus.SUCCEEDED), ":done": _n(1), ":result": _s(result_json or "null")})
+            names["#result"] = "result"
         else:
-            update = f"SET {_STATUS} = :failed, finished_at = :now, error_type = :type, error_message = :message"
-            values.update({":failed": _s(TaskStatus.FAILED), ":type": _s(error.type), ":message": _s(error.message)})
-            names = _NAMES
-        return self._update(task_id, update + " REMOVE lease_until", condition, values, names)
+            assignments += ["error_type = :type", "error_message = :message"]
+            values.update({":outcome": _s(TaskStatus.FAILED), ":type": _s(error.type), ":message": _s(error.message)})
+        update = "SET " + ", ".join(assignments) + " REMOVE lease_until"
+        return self._update(expected.task_id, update, condition, values, names)
 
 
 def _refused_or(error: ClientError) -> Exception:

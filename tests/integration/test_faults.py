@@ -114,7 +114,7 @@ def test_stale_worker_cannot_overwrite_the_outcome_of_a_newer_attempt(driver: Dr
     driver.deliver()  # a second worker takes over after the lease and finishes
 
     with pytest.raises(TransitionRefused):
-        store.finish(task_id, stale.attempts, 2.0e9, result_json="999")
+        store.finish(stale, 2.0e9, claimed=True, started_at=1.0e9, result_json="999")
     assert driver.get("multiply", task_id).body["result"] == 6
 
 

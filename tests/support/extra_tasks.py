@@ -38,3 +38,16 @@ def counting(inputs: Count, progress: Progress) -> int:
 @task("huge-result")
 def huge_result(inputs: Nothing, progress: Progress) -> str:
     return "x" * 400_000
+
+
+class Nap(TaskInput):
+    seconds: float
+
+
+@task("nap")
+def nap(inputs: Nap, progress: Progress) -> float:
+    """Sleeps without reporting progress."""
+    import time
+
+    time.sleep(inputs.seconds)
+    return inputs.seconds

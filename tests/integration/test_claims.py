@@ -1,0 +1,82 @@
+"""When the worker writes what: a quick task costs one read and one write; a long one is claimed while it runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from core import registry, runner
+from core.aws import dynamodb_client
+from tests.support.driver import Driver
+
+
+@pytest.fixture
+def dynamodb_calls() -> Iterator[Counter[str]]:
+    calls: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+
+    events = dynamodb_client().meta.events
+    events.register("before-call.dynamodb", count)
+    yield calls
+    events.unregister("before-call.dynamodb", count)
+
+
+def test_quick_task_is_read_once_and_written_once(driver: Driver, dynamodb_calls: Counter[str]) -> None:
+    task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
+    dynamodb_calls.clear()
+
+    driver.deliver()
+
+    assert dynamodb_calls == Counter({"GetItem": 1, "UpdateItem": 1})
+    done = driver.get("multiply", task_id).body
+    assert done["result"] == 6
+    assert done["attempts"] == 1
+    assert done["started_at"] is not None
+
+
+def test_long_task_is_shown_running_with_a_lease_while_it_runs(driver: Driver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "CLAIM_AFTER_SECONDS", 0.05)
+    task_id = driver.submit("nap", {"seconds": 1.0}).body["task_id"]
+    messages = driver.receive()
+    worker = threading.Thread(target=driver.run_worker, args=(messages,))
+
+    worker.start()
+    deadline = time.monotonic() + 0.8
+    seen = driver.get("nap", task_id).body
+    while seen["status"] == "queued" and time.monotonic() < deadline:
+        time.sleep(0.02)
+        seen = driver.get("nap", task_id).body
+    item = driver.item(task_id)
+    worker.join()
+
+    assert seen["status"] == "running"
+    assert item is not None
+    assert float(item["lease_until"]["N"]) > time.time() - 1
+    done = driver.get("nap", task_id).body
+    assert done["status"] == "succeeded"
+    assert done["attempts"] == 1
+
+
+def test_quick_task_cancelled_while_it_runs_keeps_no_result(driver: Driver) -> None:
+    task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
+
+    def cancelled_midway(inputs: Any, progress: Any) -> int:
+        driver.cancel("multiply", task_id)
+        return 6
+
+    original = registry.get_task("multiply")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(registry._definitions, "multiply", replace(original, function=cancelled_midway))
+        assert driver.deliver() == []
+
+    body = driver.get("multiply", task_id).body
+    assert body["status"] == "cancelled"
+    assert "result" not in body
