@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import boto3
+import botocore
 from botocore.config import Config
 
 from core.queue import SqsTaskQueue
@@ -17,8 +18,16 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-# Fail fast inside an API request rather than hold the caller until API Gateway's 30 s limit.
-_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+_CONFIG = Config(
+    # Fail fast inside an API request rather than hold the caller until API Gateway's 30 s limit.
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"mode": "standard", "max_attempts": 3},
+    # Per call, botocore's client-side validation and its composed User-Agent cost more CPU than the rest of a
+    # warm invocation (bench/). Our requests have fixed shapes, tested against moto, and AWS validates them too.
+    parameter_validation=False,
+    user_agent=f"long-running-tasks botocore/{botocore.__version__}",
+)
 
 
 @lru_cache(maxsize=1)

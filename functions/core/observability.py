@@ -8,7 +8,7 @@ without the X-Ray SDK and its cold-start cost.
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from core.records import TaskRecord, TaskStatus
 
@@ -18,15 +18,18 @@ metrics = Metrics()
 _OUTCOME_METRICS = {TaskStatus.SUCCEEDED: "TasksSucceeded", TaskStatus.FAILED: "TasksFailed"}
 
 
-def _task_metric(name: str, unit: MetricUnit, value: float, task: str) -> None:
-    # One EMF document per task name: a worker batch can hold several tasks.
-    with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:
-        metric.add_dimension(name="service", value=metrics.service or "long-running-tasks")
-        metric.add_dimension(name="task", value=task)
+def _emit_task_metrics(task: str, values: dict[str, tuple[MetricUnit, float]]) -> None:
+    # One EMF document per task, with the task's name as a dimension: a worker batch can hold several tasks,
+    # and the invocation's own Metrics carry one set of dimensions.
+    document = EphemeralMetrics(namespace=metrics.namespace, service=metrics.service)
+    document.add_dimension(name="task", value=task)
+    for name, (unit, value) in values.items():
+        document.add_metric(name=name, unit=unit, value=value)
+    document.flush_metrics()
 
 
 def record_submitted(task: str) -> None:
-    _task_metric("TasksSubmitted", MetricUnit.Count, 1, task)
+    _emit_task_metrics(task, {"TasksSubmitted": (MetricUnit.Count, 1)})
 
 
 def record_finished(record: TaskRecord) -> None:
@@ -34,9 +37,9 @@ def record_finished(record: TaskRecord) -> None:
     name = _OUTCOME_METRICS.get(record.status)
     if name is None:
         return
-    _task_metric(name, MetricUnit.Count, 1, record.task)
+    values = {name: (MetricUnit.Count, 1.0)}
     if record.started_at is not None:
-        _task_metric("QueueWait", MetricUnit.Milliseconds, (record.started_at - record.created_at) * 1000, record.task)
+        values["QueueWait"] = (MetricUnit.Milliseconds, (record.started_at - record.created_at) * 1000)
         if record.finished_at is not None:
-            duration = (record.finished_at - record.started_at) * 1000
-            _task_metric("TaskDuration", MetricUnit.Milliseconds, duration, record.task)
+            values["TaskDuration"] = (MetricUnit.Milliseconds, (record.finished_at - record.started_at) * 1000)
+    _emit_task_metrics(record.task, values)

@@ -26,7 +26,7 @@ def metric_documents(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for line in lines:
         for directive in line.get("_aws", {}).get("CloudWatchMetrics", []):
             for metric in directive["Metrics"]:
-                found[metric["Name"]] = {**line, "_directive": directive}
+                found[metric["Name"]] = {**line, "_directive": directive, "_unit": metric["Unit"]}
     return found
 
 
@@ -40,7 +40,7 @@ def test_submit_emits_tasks_submitted_by_task_and_logs_the_task_id(
     submitted = metric_documents(lines)["TasksSubmitted"]
     assert submitted["_directive"]["Namespace"] == "LongRunningTasks"
     assert submitted["task"] == "multiply"
-    assert ["service", "task"] in submitted["_directive"]["Dimensions"]
+    assert [set(dimensions) for dimensions in submitted["_directive"]["Dimensions"]] == [{"service", "task"}]
     accepted = next(line for line in logged(caplog) if line.get("message") == "task accepted")
     assert accepted["correlation_id"] == task_id
     assert accepted["level"] == "INFO"
@@ -62,7 +62,9 @@ def test_worker_emits_outcome_duration_and_queue_wait(
     metrics = metric_documents(lines)
     assert metrics["TasksSucceeded"]["task"] == "multiply"
     assert metrics["TasksFailed"]["task"] == "always-fails"
-    assert metrics["TaskDuration"]["_directive"]["Metrics"][0]["Unit"] == "Milliseconds"
+    assert metrics["TaskDuration"]["_unit"] == "Milliseconds"
+    # Outcome, run time and queue wait of one task travel in one document, under its task dimension.
+    assert {"TaskDuration", "QueueWait"} <= set(metrics["TasksSucceeded"])
     assert min(metrics["QueueWait"]["QueueWait"]) >= 0
     handled = [line for line in logged(caplog) if line.get("message") == "task message handled"]
     # Formatted after the fact, every line shows the correlation id set last: one of the batch's task ids.
