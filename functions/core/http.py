@@ -93,7 +93,7 @@ class Request:
             try:
                 raw = base64.b64decode(raw, validate=True).decode()
             except (binascii.Error, UnicodeDecodeError) as exc:
-                raise MalformedRequest("the body is not valid base64-encoded UTF-8") from exc
+                raise MalformedRequest("the body is not UTF-8 text") from exc
         size = len(raw.encode())
         if size > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"the body is {size} bytes; at most {MAX_BODY_BYTES} are accepted")

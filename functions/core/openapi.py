@@ -6,6 +6,7 @@ from typing import Any
 
 from core.http import MAX_BODY_BYTES
 from core.registry import tasks
+from core.service import MAX_IDEMPOTENCY_KEY_LENGTH
 
 _TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
@@ -47,7 +48,12 @@ def openapi_document() -> dict[str, Any]:
                 "operationId": f"submit_{name}",
                 "summary": definition.description.splitlines()[0] if definition.description else f"Submit {name}",
                 "parameters": [
-                    {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
+                    }
                 ],
                 "requestBody": {
                     "required": True,
