@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_WORKER_CONCURRENCY = 2
+# Requests in the API's handlers at once (more wait for a slot). The handlers and the worker share one interpreter
+# lock: beyond a few, request threads only queue for it and starve the worker, whose tasks the clients are polling
+# for (16 polling clients, 2 cores: 4 gave 15 tasks/s, 8 gave 10). Also below botocore's 10 pooled connections.
+DEFAULT_API_CONCURRENCY = 4
 # Variables passed from the caller's environment to the functions, over the template's values.
 PASSTHROUGH_VARIABLES = ("MULTIPLY_DELAY_SECONDS",)
 # Modules whose lru_cache'd factories read the environment: cleared when the stack's environment changes.
@@ -147,7 +151,13 @@ class LocalStack:
             from devstack.api import ApiServer
 
             runner = InProcessLambdaRunner(self.functions)
-            self._api = ApiServer(self.sam_app.api(self.template.parent), runner, host=self._host, port=self._port)
+            self._api = ApiServer(
+                self.sam_app.api(self.template.parent),
+                runner,
+                host=self._host,
+                port=self._port,
+                max_concurrency=DEFAULT_API_CONCURRENCY,
+            )
             self._api.start()
 
     def stop(self) -> None:
