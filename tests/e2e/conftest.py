@@ -14,7 +14,8 @@ import pytest
 import requests
 
 from devstack import LocalStack
-from tests.e2e.e2e_support import wait_until
+from lrt.auth import resolve_auth
+from tests.e2e.e2e_support import e2e_auth, wait_until
 
 # Short enough that a redelivery takes seconds, longer than any task these tests run.
 VISIBILITY_TIMEOUT_SECONDS = 2
@@ -52,6 +53,8 @@ def base_url(local_stack: LocalStack | None) -> str:
 @pytest.fixture(scope="package")
 def http() -> Iterator[requests.Session]:
     with requests.Session() as session:
+        # E2E_AUTH=sigv4 (or bearer, with LRT_TOKEN) signs requests for a deployed API that requires auth.
+        session.auth = resolve_auth(e2e_auth())
         yield session
 
 
