@@ -47,7 +47,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy functions lrt
+	$(VENV)/bin/mypy functions lrt devstack bench
 
 build: $(STAMP) ## package the functions as Lambda would get them (no Docker needed)
 	$(VENV)/bin/sam build

@@ -12,7 +12,6 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +20,6 @@ from bench.coldstart import ENVIRONMENT, FUNCTIONS
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 TASK_ID = "3f2b8a51-6c1e-4d7a-9b0f-2e5c8d4a1f60"  # the id in events/result_get.json and worker_multiply.json
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "bench"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 def _item(status: str, **extra: Any) -> dict[str, Any]:
@@ -82,7 +70,9 @@ def measure(function: str, invocations: int, warmup: int = 50) -> dict[str, floa
             done = {"started_at": {"N": now}, "finished_at": {"N": now}, "result": {"S": "6"}, "progress": {"N": "1"}}
             dynamodb.add_response("update_item", {"Attributes": _item("succeeded", **done)})
     event = _load({"submit": "submit_multiply", "result": "result_get", "worker": "worker_multiply"}[function])
-    context = LambdaContext()
+    from devstack.lambdas import LambdaContext
+
+    context = LambdaContext(function_name=function, memory_limit_in_mb=256, timeout_seconds=60)
     samples = []
     with dynamodb:
         if sqs is not None:

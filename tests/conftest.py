@@ -11,7 +11,6 @@ import pytest
 from moto import mock_aws  # imported before any client is built, so moto can intercept them all
 
 from devstack.resources import LocalResources, create_resources
-from tests.support.events import LambdaContext
 
 # The environment template.yaml gives the functions, with the names create_resources gives the resources.
 LAMBDA_ENVIRONMENT = {
@@ -28,11 +27,6 @@ LAMBDA_ENVIRONMENT = {
 }
 os.environ.update(LAMBDA_ENVIRONMENT)
 os.environ.pop("AWS_ENDPOINT_URL", None)
-
-
-@pytest.fixture
-def lambda_context() -> LambdaContext:
-    return LambdaContext()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import boto3
 from devstack.resources import LocalResources
 from result.app import lambda_handler as result_handler
 from submit.app import lambda_handler as submit_handler
-from tests.support.events import LambdaContext, http_event
+from tests.support.events import http_event, lambda_context
 from worker.app import lambda_handler as worker_handler
 
 
@@ -23,7 +23,7 @@ class HttpResponse:
 
 
 def _call(handler: Any, event: dict[str, Any]) -> HttpResponse:
-    response = handler(event, LambdaContext())
+    response = handler(event, lambda_context())
     return HttpResponse(response["statusCode"], response.get("headers", {}), json.loads(response["body"]))
 
 
@@ -77,7 +77,7 @@ class Driver:
     def run_worker(self, messages: list[dict[str, Any]]) -> list[str]:
         """Invoke the worker; delete what it handled, return the failed message ids to the queue at once
         (as if their visibility timeout had passed)."""
-        response = worker_handler(sqs_event(messages, self.resources.queue_arn), LambdaContext())
+        response = worker_handler(sqs_event(messages, self.resources.queue_arn), lambda_context())
         failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
         for message in messages:
             if message["MessageId"] in failed:

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from devstack.lambdas import LambdaContext
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = "test-function"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
-    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
-    remaining_millis: int = 60_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_millis
+def lambda_context() -> LambdaContext:
+    """A context as Lambda passes one (devstack's, as the local stack passes it), with a minute to run."""
+    return LambdaContext(function_name="test-function", memory_limit_in_mb=256, timeout_seconds=60)
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from devstack.resources import LocalResources
 from submit.app import lambda_handler as submit_handler
 from tasks.multiply import MultiplyInput
-from tests.support.events import LambdaContext, http_event
+from tests.support.events import http_event, lambda_context
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
 json_values = st.recursive(
@@ -53,7 +53,7 @@ def test_submit_answers_any_json_body_with_202_or_a_4xx_problem(aws: LocalResour
     except ValueError:
         raw = str(body)
 
-    response = submit_handler(http_event("POST", "/multiply", raw), LambdaContext())
+    response = submit_handler(http_event("POST", "/multiply", raw), lambda_context())
 
     assert response["statusCode"] in {202, 400, 422}
     payload = json.loads(response["body"])
@@ -67,6 +67,6 @@ def test_submit_answers_any_json_body_with_202_or_a_4xx_problem(aws: LocalResour
 @given(raw=st.text(max_size=200) | st.binary(max_size=200).map(lambda b: b.decode("latin-1")))
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_submit_answers_any_text_body_without_a_5xx(aws: LocalResources, raw: str) -> None:
-    response = submit_handler(http_event("POST", "/multiply", raw), LambdaContext())
+    response = submit_handler(http_event("POST", "/multiply", raw), lambda_context())
 
     assert 200 <= response["statusCode"] < 500

@@ -12,12 +12,12 @@ from core.http import MAX_BODY_BYTES
 from devstack.resources import LocalResources
 from result.app import lambda_handler as result_handler
 from submit.app import lambda_handler as submit_handler
-from tests.support.events import LambdaContext, http_event, load_event
+from tests.support.events import http_event, lambda_context, load_event
 from worker.app import lambda_handler as worker_handler
 
 
 def call(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
-    response = handler(event, LambdaContext())
+    response = handler(event, lambda_context())
     return response["statusCode"], response.get("headers", {}), json.loads(response["body"])
 
 
@@ -62,13 +62,13 @@ def test_result_handler_answers_each_sample_event(aws: LocalResources, event_nam
 def test_worker_handler_reports_the_unreadable_sample_message_as_failed(aws: LocalResources) -> None:
     event = load_event("worker_poison")
 
-    response = worker_handler(event, LambdaContext())
+    response = worker_handler(event, lambda_context())
 
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
 
 
 def test_worker_handler_drops_a_message_whose_task_does_not_exist(aws: LocalResources) -> None:
-    assert worker_handler(load_event("worker_multiply"), LambdaContext()) == {"batchItemFailures": []}
+    assert worker_handler(load_event("worker_multiply"), lambda_context()) == {"batchItemFailures": []}
 
 
 def test_invalid_input_lists_every_field_error(aws: LocalResources) -> None:
