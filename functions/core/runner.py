@@ -1,8 +1,10 @@
-"""What the worker does with one task message: claim the task, run it, record the outcome.
+"""What the worker does with one task message: read the task, run it (claiming it if it runs long), record
+the outcome.
 
-Every step is a conditional write keyed on the task id, so a duplicate or late delivery never runs a
-finished task again nor overwrites a terminal state. A transient error is raised so that SQS delivers
-the message again; on the last delivery the task is failed and the message goes to the dead-letter queue.
+The read skips a finished, cancelled or live-leased task, so a duplicate or late delivery never runs a
+finished task again; every write is conditional on the record being as this run last saw it, so none
+overwrites a terminal state or a newer attempt. A transient error is raised so that SQS delivers the
+message again; on the last delivery the task is failed and the message goes to the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -110,10 +112,6 @@ class TaskRun:
     @property
     def task_id(self) -> str:
         return self.observed.task_id
-
-    @property
-    def attempts(self) -> int:
-        return self._claimed.attempts if self._claimed else self.observed.attempts + 1
 
     def __enter__(self) -> TaskRun:
         self._timer.start()
