@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from core.errors import RetryableTaskError
 from core.registry import Progress, TaskInput, task
 
@@ -41,7 +43,8 @@ def huge_result(inputs: Nothing, progress: Progress) -> str:
 
 
 class Nap(TaskInput):
-    seconds: float
+    # Bounded: the e2e fuzzer reaches every registered task, and a nap that reports no progress can't be cut short.
+    seconds: float = Field(ge=0, le=2)
 
 
 @task("nap")
