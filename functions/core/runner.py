@@ -9,6 +9,8 @@ message again; on the last delivery the task is failed and the message goes to t
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import logging
 import threading
@@ -77,6 +79,51 @@ def encode_result(value: Any) -> str:
     return encoded
 
 
+class _Scheduled:
+    __slots__ = ("callback", "cancelled")
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback = callback
+        self.cancelled = False
+
+
+class Scheduler:
+    """Runs callbacks at their due time on one background thread per container: a thread per task run would
+    cost more CPU than the rest of a quick task's handling."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._due: list[tuple[float, int, _Scheduled]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> _Scheduled:
+        entry = _Scheduled(callback)
+        with self._condition:
+            heapq.heappush(self._due, (time.monotonic() + delay, next(self._order), entry))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="task-claims", daemon=True)
+                self._thread.start()
+            self._condition.notify()
+        return entry
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._condition.wait(timeout=self._due[0][0] - time.monotonic() if self._due else None)
+                _, _, entry = heapq.heappop(self._due)
+            if entry.cancelled:
+                continue
+            try:
+                entry.callback()
+            except Exception:  # logged: one failed callback must not stop the claims of later runs
+                logger.exception("scheduled callback failed")
+
+
+_scheduler = Scheduler()
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What became of one delivery, for logs and metrics."""
@@ -106,19 +153,22 @@ class TaskRun:
         self._claimed: TaskRecord | None = None
         self._refused: TransitionRefused | None = None
         self._done = False
-        self._timer = threading.Timer(CLAIM_AFTER_SECONDS, self._claim_in_background)
-        self._timer.daemon = True
+        self._scheduled: _Scheduled | None = None
 
     @property
     def task_id(self) -> str:
         return self.observed.task_id
 
     def __enter__(self) -> TaskRun:
-        self._timer.start()
+        self._scheduled = _scheduler.call_later(CLAIM_AFTER_SECONDS, self._claim_in_background)
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._timer.cancel()
+        self._stop_claiming()
+
+    def _stop_claiming(self) -> None:
+        if self._scheduled is not None:
+            self._scheduled.cancelled = True
 
     def _try_claim(self) -> None:
         with self._lock:
@@ -169,7 +219,7 @@ class TaskRun:
 
     def _settle(self) -> tuple[TaskRecord, bool]:
         """Stop claiming; the record the outcome's condition expects, and whether this run claimed it."""
-        self._timer.cancel()
+        self._stop_claiming()
         with self._lock:
             self._done = True
             if self._claimed is not None:
