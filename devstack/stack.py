@@ -38,7 +38,6 @@ PASSTHROUGH_VARIABLES = ("MULTIPLY_DELAY_SECONDS",)
 _CACHED_FACTORIES = {
     "core.settings": ("settings", "submit_settings", "worker_settings"),
     "core.aws": ("dynamodb_client", "sqs_client", "task_store", "task_queue"),
-    "core.registry": ("tasks",),
 }
 
 
