@@ -36,6 +36,22 @@ def _wire_ready(value: Any) -> bool:
     return False
 
 
+def _make_dynamodb_atomic() -> None:
+    """One DynamoDB request at a time, as DynamoDB answers them: moto's server runs requests in threads and
+    applies an UpdateItem's SET actions one by one to the stored item, so a GetItem in between could see a task
+    already `succeeded` whose `result` is not written yet. The answer is serialized inside the lock too."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.Lock()
+    call_action = DynamoHandler.call_action
+
+    def atomic_call_action(self: Any) -> Any:
+        with lock:
+            return call_action(self)
+
+    DynamoHandler.call_action = atomic_call_action  # type: ignore[method-assign]
+
+
 def _speed_up_moto() -> None:
     """Per-request costs of moto's server that do not change what it answers (measured with py-spy)."""
     import functools
@@ -146,6 +162,7 @@ def _preserve_underscored_headers(environ: dict[str, Any], headers: list[tuple[s
 
 def _serve(host: str, ready: multiprocessing.connection.Connection, stop: Any) -> None:
     _speed_up_moto()
+    _make_dynamodb_atomic()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     from devstack.wsgi import WSGIServer
