@@ -48,8 +48,7 @@ class SubmitSettings(Settings):
 
     @classmethod
     def from_env(cls) -> SubmitSettings:
-        base = Settings.from_env()
-        return cls(table_name=base.table_name, retention_days=base.retention_days, queue_url=_required("QUEUE_URL"))
+        return cls(**vars(Settings.from_env()), queue_url=_required("QUEUE_URL"))
 
 
 @dataclass(frozen=True)
@@ -59,12 +58,7 @@ class WorkerSettings(Settings):
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
-        base = Settings.from_env()
-        return cls(
-            table_name=base.table_name,
-            retention_days=base.retention_days,
-            max_receive_count=_positive_int("MAX_RECEIVE_COUNT"),
-        )
+        return cls(**vars(Settings.from_env()), max_receive_count=_positive_int("MAX_RECEIVE_COUNT"))
 
 
 @lru_cache(maxsize=1)

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 
+from devstack.event_source import sqs_record
 from devstack.resources import LocalResources
 from result.app import lambda_handler as result_handler
 from submit.app import lambda_handler as submit_handler
@@ -25,29 +26,6 @@ class HttpResponse:
 def _call(handler: Any, event: dict[str, Any]) -> HttpResponse:
     response = handler(event, lambda_context())
     return HttpResponse(response["statusCode"], response.get("headers", {}), json.loads(response["body"]))
-
-
-def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    """Lambda's SQS event for messages as ReceiveMessage returned them."""
-    return {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": message.get("Attributes", {}),
-                "messageAttributes": {
-                    name: {"stringValue": value.get("StringValue"), "dataType": value["DataType"]}
-                    for name, value in message.get("MessageAttributes", {}).items()
-                },
-                "md5OfBody": message["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": "us-east-1",
-            }
-            for message in messages
-        ]
-    }
 
 
 class Driver:
@@ -77,7 +55,8 @@ class Driver:
     def run_worker(self, messages: list[dict[str, Any]]) -> list[str]:
         """Invoke the worker; delete what it handled, return the failed message ids to the queue at once
         (as if their visibility timeout had passed)."""
-        response = worker_handler(sqs_event(messages, self.resources.queue_arn), lambda_context())
+        event = {"Records": [sqs_record(message, self.resources.queue_arn) for message in messages]}
+        response = worker_handler(event, lambda_context())
         failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
         for message in messages:
             if message["MessageId"] in failed:
