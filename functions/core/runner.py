@@ -190,13 +190,17 @@ class TaskRun:
         self._try_claim()
         with self._lock:
             if self._refused is not None:
-                current = self._refused.current
-                if current is not None and current.status is TaskStatus.CANCELLED:
-                    raise TaskCancelled(self.task_id) from self._refused
-                raise TaskLost(self.task_id) from self._refused
+                raise self._stop_for(self._refused) from self._refused
             if self._claimed is None:
                 raise TaskLost(self.task_id)  # the run has ended: nothing to claim any more
             return self._claimed
+
+    def _stop_for(self, refused: TransitionRefused) -> Exception:
+        """Why the task must stop, when the record changed under this run: cancelled, or taken by another."""
+        current = refused.current
+        if current is not None and current.status is TaskStatus.CANCELLED:
+            return TaskCancelled(self.task_id)
+        return TaskLost(self.task_id)
 
     def progress(self, fraction: float) -> None:
         """The task's Progress callback: written at most once per interval; stops a cancelled task."""
@@ -208,9 +212,7 @@ class TaskRun:
         try:
             self._store.report_progress(claimed, min(max(float(fraction), 0.0), 1.0))
         except TransitionRefused as refused:
-            if refused.current is not None and refused.current.status is TaskStatus.CANCELLED:
-                raise TaskCancelled(self.task_id) from refused
-            raise TaskLost(self.task_id) from refused
+            raise self._stop_for(refused) from refused
         except (BotoCoreError, ClientError) as error:
             if not is_transient(error):
                 raise
