@@ -80,12 +80,13 @@ def poll_run(url: str, clients: int, tasks: int) -> dict[str, Any]:
                     errors.append(f"get {status} {result}")
 
     threads = [threading.Thread(target=work, args=(count,)) for count in _split(tasks, clients)]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    client_cpu = time.process_time() - cpu_started
     return {
         "tasks": len(visible_ms),
         "seconds": round(elapsed, 3),
@@ -97,6 +98,7 @@ def poll_run(url: str, clients: int, tasks: int) -> dict[str, Any]:
         "polls_per_task": round(statistics.fmean(polls), 2) if polls else None,
         "errors": errors[:5],
         "error_count": len(errors),
+        "client_cpu_ms_per_task": round(client_cpu / max(1, len(visible_ms)) * 1000, 1),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -97,13 +98,15 @@ def _wait_for_empty_queue(sqs: Any, queue_url: str, timeout: float = 300) -> Non
     raise TimeoutError("the task queue did not drain")
 
 
-def run(*, tasks: int = 1000, load_tasks: int = 800, clients: int = 16) -> dict[str, Any]:
-    """Two phases on one local stack: `tasks` submitted then polled once each (requests and durations per task),
-    then `load_tasks` by `clients` clients that submit and poll until done (throughput and latency)."""
-    # The handlers are imported as Lambda imports them: from the functions directory.
-    if str(ROOT / "functions") not in sys.path:
-        sys.path.insert(0, str(ROOT / "functions"))
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _counted_phase(tasks: int) -> dict[str, Any]:
+    """`tasks` submitted, run, then polled once each, with the worker in this process: botocore's events count
+    every AWS request of the three functions, and each invocation's duration is timed."""
     boto3.setup_default_session()
     counter = RequestCounter()
     assert boto3.DEFAULT_SESSION is not None
@@ -112,7 +115,7 @@ def run(*, tasks: int = 1000, load_tasks: int = 800, clients: int = 16) -> dict[
 
     from devstack import LocalStack
 
-    with LocalStack(port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}) as stack:
+    with LocalStack(port=0, worker_process=False, env={"MULTIPLY_DELAY_SECONDS": "0"}) as stack:
         timers = {short_name(name): InvocationTimer(function) for name, function in stack.functions.items()}
         memory = {short_name(name): function.spec.memory for name, function in stack.functions.items()}
         queue_url = stack.resources.queue_url
@@ -133,11 +136,9 @@ def run(*, tasks: int = 1000, load_tasks: int = 800, clients: int = 16) -> dict[
         phase_seconds = time.perf_counter() - started
         counts = counter.reset()
         durations = {name: timer.reset() for name, timer in timers.items()}
-        done = len(submitted["ids"])
-
-        throughput = _load(url, "poll", clients, str(load_tasks))
-        worker_source = stack.event_sources[0] if stack.event_sources else None
-        counter.reset()
+        worker_invocations = sum(source.invocations for source in stack.event_sources)
+    boto3.DEFAULT_SESSION.events.unregister("before-call", counter)
+    done = len(submitted["ids"])
     return {
         "tasks": done,
         "submit_errors": submitted["error_count"],
@@ -147,9 +148,37 @@ def run(*, tasks: int = 1000, load_tasks: int = 800, clients: int = 16) -> dict[
         "requests_per_task": {key: round(value / done, 4) for key, value in sorted(counts.items())},
         "durations": durations,
         "memory_mb": memory,
-        "throughput": throughput,
-        "worker_invocations_total": worker_source.invocations if worker_source else None,
+        "worker_invocations_total": worker_invocations,
     }
+
+
+def _load_phases(load_tasks: int, clients: int) -> dict[str, Any]:
+    """The local stack as `make run` starts it (worker and emulator in processes of their own): `load_tasks` by
+    `clients` clients that submit and poll until done, then one client alone (a developer trying a task)."""
+    from devstack import LocalStack
+
+    with LocalStack(port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}) as stack:
+        url = stack.api_url
+        _load(url, "poll", 2, "20")  # warm: start the containers
+        processes = {"api": os.getpid(), "worker": stack.worker_pid, "emulator": stack.emulator_pid}
+        before = {name: _cpu_seconds(pid) for name, pid in processes.items() if pid}
+        throughput = _load(url, "poll", clients, str(load_tasks))
+        after = {name: _cpu_seconds(pid) for name, pid in processes.items() if pid}
+        throughput["cpu_ms_per_task"] = {
+            name: round((after[name] - before[name]) / max(1, throughput["tasks"]) * 1000, 1) for name in after
+        }
+        throughput["cpu_ms_per_task"]["load"] = throughput.pop("client_cpu_ms_per_task", None)
+        one_client = _load(url, "poll", 1, str(max(50, load_tasks // 8)))
+    return {"throughput": throughput, "one_client": one_client}
+
+
+def run(*, tasks: int = 1000, load_tasks: int = 800, clients: int = 16) -> dict[str, Any]:
+    """Requests and durations per task (`tasks`, polled once each), then throughput and latency."""
+    # The handlers are imported as Lambda imports them: from the functions directory.
+    if str(ROOT / "functions") not in sys.path:
+        sys.path.insert(0, str(ROOT / "functions"))
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    return _counted_phase(tasks) | _load_phases(load_tasks, clients)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ one process they would queue for one interpreter lock while the machine's other 
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import multiprocessing.connection
 import threading
@@ -55,7 +56,6 @@ def _make_dynamodb_atomic() -> None:
 def _speed_up_moto() -> None:
     """Per-request costs of moto's server that do not change what it answers (measured with py-spy)."""
     import functools
-    import importlib
     import time
 
     import moto.core.utils
@@ -135,6 +135,373 @@ def _speed_up_moto() -> None:
 
     ConditionExpressionParser._lex_condition_expression = _lex_condition_expression  # type: ignore[method-assign]
 
+    _speed_up_update_expressions()
+    _speed_up_sqs_messages()
+    _speed_up_random_strings()
+
+
+def _moto_source_is(function: Any, sha256: str) -> None:
+    """Fail at startup when a moto function that devstack rewrites (an equivalent, faster copy) has changed."""
+    import hashlib
+    import inspect
+
+    digest = hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
+    if digest != sha256:
+        raise RuntimeError(f"moto's {function.__qualname__} changed (sha256 {digest}): review devstack's copy of it")
+
+
+def _speed_up_update_expressions() -> None:
+    """DynamoDB UpdateItem: moto validates the update expression's tree with ten depth-first passes over a deep copy
+    of it, each node checked with isinstance against abstract classes (ABCMeta's slow path): most of an UpdateItem."""
+    import abc
+    import copy
+    import copyreg
+
+    ast_nodes: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
+    validators: Any = importlib.import_module("moto.dynamodb.parsing.validators")
+    node_class = ast_nodes.Node
+    traverser = ast_nodes.DepthFirstTraverser
+
+    # isinstance against these classes depends on the instance's class alone, until a class is registered as a
+    # virtual subclass of an ABC (abc's cache token changes then, and so these answers are forgotten).
+    isinstance_cache: dict[tuple[Any, type], bool] = {}
+    token = [abc.get_cache_token()]
+
+    get_cache_token = abc.get_cache_token
+
+    def is_instance(kind: type, classes: Any, instance: Any) -> bool:
+        if get_cache_token() != token[0]:
+            isinstance_cache.clear()
+            token[0] = get_cache_token()
+        key = (classes, kind)
+        found = isinstance_cache.get(key)
+        if found is None:
+            found = isinstance_cache[key] = isinstance(instance, classes)
+        return found
+
+    # -- the deep copy the validator works on: the tree's nodes are plain objects (their state a __dict__ of
+    # children lists, strings, numbers and other nodes), copied as copy.deepcopy copies them (a new object of
+    # the class, its __dict__ deep-copied, shared objects shared in the copy through the memo); anything else is
+    # left to copy.deepcopy itself, with the same memo.
+    def copied_plainly(kind: Any) -> bool:  # what copy.deepcopy does with an object of this class
+        default: Any = object
+        return (
+            kind not in copy._deepcopy_dispatch  # type: ignore[attr-defined]
+            and kind not in copyreg.dispatch_table
+            and kind.__new__ is object.__new__
+            and getattr(kind, "__deepcopy__", None) is None
+            and kind.__reduce_ex__ is default.__reduce_ex__
+            and kind.__reduce__ is default.__reduce__
+            and kind.__getstate__ is default.__getstate__
+            and not hasattr(kind, "__setstate__")
+            and "__slots__" not in vars(kind)
+        )
+
+    plain_nodes: set[type] = set()
+    pending = [node_class]
+    while pending:
+        kind = pending.pop()
+        pending.extend(kind.__subclasses__())
+        if copied_plainly(kind):
+            plain_nodes.add(kind)
+    if node_class not in plain_nodes or ast_nodes.UpdateExpressionSetAction not in plain_nodes:
+        raise RuntimeError("moto's DynamoDB expression nodes are no longer plain objects: review devstack's copy")
+    atoms = {str, int, float, bool, type(None), bytes}
+
+    def copy_tree(value: Any, memo: dict[int, Any]) -> Any:
+        kind = type(value)
+        if kind in atoms:
+            return value
+        copied = memo.get(id(value), memo)
+        if copied is not memo:
+            return copied
+        if kind is list:
+            copied = memo[id(value)] = []
+            copied.extend([copy_tree(item, memo) for item in value])
+            return copied
+        if kind in plain_nodes:
+            copied = memo[id(value)] = object.__new__(kind)
+            state = value.__dict__
+            if state:
+                copied.__dict__.update({name: copy_tree(item, memo) for name, item in state.items()})
+            return copied
+        return copy.deepcopy(value, memo)
+
+    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        return copy_tree(value, {} if memo is None else memo)
+
+    if validators.deepcopy is not copy.deepcopy:
+        raise RuntimeError("moto.dynamodb.parsing.validators no longer uses copy.deepcopy")
+    validators.deepcopy = deepcopy
+
+    # -- the passes: the same visits in the same order (children first, left to right, each node replaced in its
+    # parent by what its processor returns), without asking each node's class again at every node. A traverser's
+    # _processing_map is a literal dict of classes in moto: read once per pass instead of once per node.
+    original_recursion = traverser.traverse_node_recursively
+    _moto_source_is(original_recursion, "d7f01d9b45cf9f64ac84751ec4c8cab3114e7c179350eb1b81ffe5f0a114aa78")
+    _moto_source_is(traverser.traverse, "c78f8583f1961be7000602ba3b9fcb6c8f4a03eb61c09de2fc0defa40157c72d")
+    no_pre_processing = traverser.pre_processing_of_child
+    original_process = traverser.process
+    _moto_source_is(original_process, "58328ec7c2f9b1f96244bf498dd0ca6d91e2fd83ea57a82f6190997b8d1f9d51")
+    _moto_source_is(traverser.nodes_to_be_processed, "1c2c84c8097e35172d289d2cc30029d2d1c518f7680232a3f3c9f09e56a5e9b0")
+
+    def traverse(self: Any, root: Any) -> Any:
+        if type(self).traverse_node_recursively is not original_recursion:
+            return self.traverse_node_recursively(root)
+        classes = self.nodes_to_be_processed()
+        pre = None if type(self).pre_processing_of_child is no_pre_processing else self.pre_processing_of_child
+        process = self.process
+        if type(self).process is original_process:
+            # DepthFirstTraverser.process: the processor of the first class of the map the node is an instance of.
+            processors = list(self._processing_map().items())
+
+            def process(node: Any) -> Any:
+                kind = type(node)
+                for class_key, processor in processors:
+                    if is_instance(kind, class_key, node):
+                        return processor(node)
+                return None
+
+        def visit(node: Any, child_id: int) -> Any:
+            kind = type(node)
+            if not is_instance(kind, node_class, node):
+                return node
+            parent_node = node.parent
+            if node.children is not None:
+                for i, child_node in enumerate(node.children):
+                    if pre is not None:
+                        pre(node, i)
+                    visit(child_node, i)
+            if is_instance(kind, classes, node):
+                node = process(node)
+                node.parent = parent_node
+                if parent_node:
+                    parent_node.children[child_id] = node
+            return node
+
+        return visit(root, -1)
+
+    traverser.traverse = traverse
+
+    descend_into = (ast_nodes.Expression, ast_nodes.UpdateExpressionFunction)
+
+    def find_clauses(self: Any, clause_types: Any) -> list[Any]:
+        clauses = []
+        for child in self.children or []:
+            kind = type(child)
+            if kind in clause_types:
+                clauses.append(child)
+            elif is_instance(kind, descend_into, child):
+                clauses.extend(child.find_clauses(clause_types))
+        return clauses
+
+    _moto_source_is(node_class.find_clauses, "b77be7ac447d7617ea68e818e2bceb652a8a14257001715c64b36b3244a04c55")
+    node_class.find_clauses = find_clauses
+
+    # -- the first three passes of an UpdateExpressionValidator check the expression against itself (one SET, one
+    # REMOVE...; no overlapping paths), its attribute names and the table's key: not the item, not the values. They
+    # raise or return the tree as it was. Once they have passed for an expression (the parsed tree, which devstack
+    # keeps per expression text), its names and the table's key, the same request passes them again: skip them.
+    update_validator = validators.UpdateExpressionValidator
+    validator_init = validators.Validator.__init__
+    _moto_source_is(validator_init, "9489b532dd0fb359e273711c1a67971f1b73af47ddbaa91868e9cc42a26ddbb3")
+    _moto_source_is(validators.Validator.validate, "5a99f0d36c7b7b8ebfa3e745203515f57a9b99109cfca55a039153a8f6b081c6")
+    _moto_source_is(
+        update_validator.get_ast_processors, "918400bbecd67e8321619b3141e6a276e91a5112c8e8b602fbbc748d83329af6"
+    )
+    value_free = (validators.ActionCountValidator, validators.OverlappingPathsValidator)
+    key_check = validators.UpdateHashRangeKeyValidator
+    passed: dict[int, tuple[Any, set[Any]]] = {}  # id(tree) -> (tree, keys it passed with)
+
+    def shape(root: Any) -> list[Any]:
+        nodes, pending = [], [root]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, node_class):
+                children = node.children or []
+                nodes.append((node, node.parent, node.children, tuple(map(id, children))))
+                pending.extend(children)
+        return nodes
+
+    def init(
+        self: Any,
+        expression: Any,
+        expression_attribute_names: Any,
+        expression_attribute_values: Any,
+        item: Any,
+        table: Any,
+    ) -> None:
+        validator_init(self, expression, expression_attribute_names, expression_attribute_values, item, table)
+        self.devstack_expression = expression
+
+    def validate(self: Any) -> Any:
+        n = self.node_to_validate
+        processors = self.processors
+        expression = self.devstack_expression
+        try:
+            key: Any = (frozenset(self.expression_attribute_names.items()), tuple(self.table.table_key_attrs))
+        except (AttributeError, TypeError):
+            key = None
+        if key is None or [type(p) for p in processors[:3]] != [*value_free, key_check]:
+            for processor in processors:
+                n = processor.traverse(n)
+            return n
+        entry = passed.get(id(expression))
+        if entry is None or entry[0] is not expression or key not in entry[1]:
+            before = shape(n)
+            for processor in processors[:3]:
+                n = processor.traverse(n)
+            if n is self.node_to_validate and shape(n) == before:
+                if len(passed) >= 512:
+                    passed.clear()
+                passed.setdefault(id(expression), (expression, set()))[1].add(key)
+        for processor in processors[3:]:
+            n = processor.traverse(n)
+        return n
+
+    update_validator.__init__ = init
+    update_validator.validate = validate
+
+
+def _speed_up_sqs_messages() -> None:
+    """SQS SendMessage computes every attribute of the queue (counting its messages three times, a clock reading per
+    message and count) to read one that only FIFO queues have: its cost grows with the queue's length."""
+    import string
+
+    sqs_models: Any = importlib.import_module("moto.sqs.models")
+    backend = sqs_models.SQSBackend
+    send_message = backend.send_message
+    _moto_source_is(send_message, "bf161af09a9e6b860e3dd5d8f58ccc802623caa86883fab9b2ffb333f8f70330")
+    random = sqs_models.random
+    message_class = sqs_models.Message
+    invalid_parameter_value = sqs_models.InvalidParameterValue
+    maximum_message_delay = sqs_models.MAXIMUM_MESSAGE_DELAY
+
+    # moto's SQSBackend.send_message (5.2.5), for standard queues, where `queue.attributes` has no
+    # ContentBasedDeduplication (Queue.attributes lists FIFO_ATTRIBUTES for FIFO queues only): the test of it is
+    # False. FIFO queues keep moto's own.
+    def send_standard_message(
+        self: Any,
+        queue_name: str,
+        message_body: str,
+        message_attributes: dict[str, Any] | None = None,
+        delay_seconds: int | None = None,
+        deduplication_id: str | None = None,
+        group_id: str | None = None,
+        system_attributes: dict[str, Any] | None = None,
+        validate_group_id: bool = True,
+    ) -> Any:
+        queue = self.get_queue(queue_name)
+        if queue.fifo_queue:
+            return send_message(
+                self,
+                queue_name,
+                message_body,
+                message_attributes=message_attributes,
+                delay_seconds=delay_seconds,
+                deduplication_id=deduplication_id,
+                group_id=group_id,
+                system_attributes=system_attributes,
+                validate_group_id=validate_group_id,
+            )
+
+        self._validate_message(
+            queue,
+            message_body=message_body,
+            delay_seconds=int(delay_seconds or 0),
+            deduplication_id=deduplication_id,
+            group_id=group_id,
+            validate_group_id=validate_group_id,
+        )
+
+        delay_seconds = int(delay_seconds) if delay_seconds is not None else queue.delay_seconds
+
+        message_id = str(random.uuid4())
+        message = message_class(message_id, message_body, system_attributes)
+
+        # (no content-based deduplication on a standard queue)
+
+        # Attributes, but not *message* attributes
+        if deduplication_id is not None:
+            message.deduplication_id = deduplication_id
+            message.sequence_number = "".join(random.choice(string.digits) for _ in range(20))
+
+        if group_id is not None:
+            message.group_id = group_id
+
+        if message_attributes:
+            message.message_attributes = message_attributes
+
+        if delay_seconds > maximum_message_delay:
+            msg = (
+                f"Value {delay_seconds} for parameter DelaySeconds is invalid. "
+                "Reason: DelaySeconds must be >= 0 and <= 900."
+            )
+            raise invalid_parameter_value(msg)
+
+        message.mark_sent(delay_seconds=delay_seconds)
+
+        queue.add_message(message)
+
+        return message
+
+    backend.send_message = send_standard_message
+
+
+def _speed_up_random_strings() -> None:
+    """moto draws its random strings (an SQS receipt handle: 185 letters per message received; a request id: 52
+    characters per request) a character at a time through Random.choice. The same draws, inlined: the same
+    getrandbits calls in the same order, so the same strings, also from a seeded generator."""
+    import random
+    import string
+
+    moto_random: Any = importlib.import_module("moto.moto_api._internal.moto_random")
+    sqs_utils: Any = importlib.import_module("moto.sqs.utils")
+    sqs_models: Any = importlib.import_module("moto.sqs.models")
+    generator_class = moto_random.MotoRandom
+    base: Any = random.Random
+    if (
+        generator_class.choice is not base.choice
+        or generator_class._randbelow is not base._randbelow_with_getrandbits
+        or generator_class.getrandbits is not base.getrandbits
+    ):
+        raise RuntimeError("moto's MotoRandom no longer draws as random.Random does: review devstack's copy")
+    _moto_source_is(
+        generator_class.get_random_string, "942eb93ebea1f80a04ff8fc3f87f2f6fc1b035fd2e4c9e2edfa27d3bdf8e4872"
+    )
+    _moto_source_is(
+        sqs_utils.generate_receipt_handle, "10853f98152c8dab0bee2f888f4153d41f62e377a4af7d8559904af4a8ac90ad"
+    )
+
+    def draw(generator: Any, pool: str, length: int) -> str:
+        # Random.choice(pool) is pool[Random._randbelow_with_getrandbits(len(pool))], for a non-empty pool.
+        size = len(pool)
+        bits = size.bit_length()
+        getrandbits = generator.getrandbits
+        chars = []
+        for _ in range(length):
+            r = getrandbits(bits)
+            while r >= size:
+                r = getrandbits(bits)
+            chars.append(pool[r])
+        return "".join(chars)
+
+    def get_random_string(self: Any, length: int = 20, include_digits: bool = True, lower_case: bool = False) -> str:
+        pool = string.ascii_letters
+        if include_digits:
+            pool += string.digits
+        random_str = draw(self, pool, length)
+        return random_str.lower() if lower_case else random_str
+
+    def generate_receipt_handle() -> str:
+        return draw(sqs_utils.random, string.ascii_lowercase, 185)
+
+    if sqs_models.generate_receipt_handle is not sqs_utils.generate_receipt_handle:
+        raise RuntimeError("moto.sqs.models no longer uses moto.sqs.utils.generate_receipt_handle")
+    generator_class.get_random_string = get_random_string
+    sqs_utils.generate_receipt_handle = generate_receipt_handle
+    sqs_models.generate_receipt_handle = generate_receipt_handle
+
 
 def _preserve_underscored_headers(environ: dict[str, Any], headers: list[tuple[str, str]]) -> None:
     # What moto's own request handler (MotoRequestHandler) adds to werkzeug's environ: headers whose names hold
@@ -194,6 +561,10 @@ class MotoProcess:
         self._stop = self._context.Event()
         self._process: multiprocessing.process.BaseProcess | None = None
         self.endpoint_url = ""
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     def start(self) -> MotoProcess:
         receiver, sender = self._context.Pipe(duplex=False)

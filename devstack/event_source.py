@@ -19,8 +19,12 @@ from devstack.lambdas import LambdaFunction
 from devstack.template import REGION
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+    from devstack.resources import LocalResources
 
 logger = logging.getLogger(__name__)
 
@@ -187,3 +191,32 @@ class SqsEventSource:
                 return every
             failed.add(identifier)
         return failed
+
+
+def start_event_sources(
+    functions: Iterable[LambdaFunction], resources: LocalResources, sqs: SQSClient, *, concurrency: int
+) -> list[SqsEventSource]:
+    """A started SqsEventSource for each enabled SQS event of `functions`, with the template's settings."""
+    queues = {queue.arn: queue for queue in resources.of_type("AWS::SQS::Queue")}
+    sources = []
+    for function in functions:
+        for properties in function.spec.sqs_events():
+            queue = queues.get(str(properties.get("Queue")))
+            if queue is None:
+                logger.warning("%s: SQS event on an unknown queue %s", function.spec.name, properties.get("Queue"))
+                continue
+            if properties.get("Enabled", True) in (False, "false"):
+                continue
+            source = SqsEventSource(
+                sqs,
+                function,
+                queue_url=queue.ref,
+                queue_arn=queue.arn,
+                batch_size=int(properties.get("BatchSize", 10)),
+                batching_window_seconds=float(properties.get("MaximumBatchingWindowInSeconds", 0)),
+                concurrency=concurrency,
+                report_batch_item_failures="ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
+            )
+            source.start()
+            sources.append(source)
+    return sources

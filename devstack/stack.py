@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from devstack.emulator import MotoProcess
-from devstack.event_source import SqsEventSource
+from devstack.event_source import SqsEventSource, start_event_sources
 from devstack.lambdas import InProcessLambdaRunner, LambdaFunction
 from devstack.resources import LocalResources, create_resources
 from devstack.template import DEFAULT_TEMPLATE, REGION, SamApp, load_sam_app
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
     from devstack.api import ApiServer
+    from devstack.worker_process import WorkerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ class LocalStack:
     endpoint_url: an AWS emulator already running (default: AWS_ENDPOINT_URL, else a moto server started here).
     env: variables for the functions over the template's (e.g. {"MULTIPLY_DELAY_SECONDS": "0"}).
     visibility_timeout: replaces the queues' VisibilityTimeout (local only, to see redeliveries quickly).
+    worker_process: run the SQS event sources and the worker in a process of their own (see
+        devstack.worker_process); False keeps them in this one, where a test can reach `functions` and
+        `event_sources`.
     task_modules: modules to import before the handlers, e.g. test-only tasks registered with core.registry.task.
     """
 
@@ -68,6 +72,7 @@ class LocalStack:
         api: bool = True,
         worker: bool = True,
         worker_concurrency: int | None = None,
+        worker_process: bool = True,
         env: Mapping[str, str] | None = None,
         parameter_overrides: Mapping[str, Any] | None = None,
         visibility_timeout: int | None = None,
@@ -79,6 +84,7 @@ class LocalStack:
         self._port = port
         self._with_api = api
         self._with_worker = worker
+        self.worker_process = worker_process
         self.worker_concurrency = worker_concurrency or int(
             os.environ.get("WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY)
         )
@@ -90,6 +96,7 @@ class LocalStack:
         self._moto: MotoProcess | None = None
         self._api: ApiServer | None = None
         self._event_sources: list[SqsEventSource] = []
+        self._worker_process: WorkerProcess | None = None
         self._saved_environ: dict[str, str | None] = {}
         self.resources: LocalResources
         self.sam_app: SamApp
@@ -145,7 +152,7 @@ class LocalStack:
             importlib.import_module(module)
         self.functions = {name: LambdaFunction(spec) for name, spec in self.sam_app.functions.items()}
         if self._with_worker:
-            self._start_event_sources()
+            self._start_worker()
         if self._with_api:
             from devstack.api import ApiServer
 
@@ -166,6 +173,9 @@ class LocalStack:
         for source in self._event_sources:
             source.stop()
         self._event_sources = []
+        if self._worker_process is not None:
+            self._worker_process.stop()
+            self._worker_process = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -191,7 +201,18 @@ class LocalStack:
 
     @property
     def event_sources(self) -> list[SqsEventSource]:
+        """The running SQS event sources, when they run in this process (worker_process=False)."""
         return list(self._event_sources)
+
+    @property
+    def emulator_pid(self) -> int | None:
+        """The AWS emulator's process id, when this stack started it."""
+        return self._moto.pid if self._moto is not None else None
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker process's id, when the worker runs in a process of its own."""
+        return self._worker_process.pid if self._worker_process is not None else None
 
     # -- internals
 
@@ -207,29 +228,25 @@ class LocalStack:
         union.update(self._env)
         return union
 
-    def _start_event_sources(self) -> None:
-        queues = {queue.arn: queue for queue in self.resources.of_type("AWS::SQS::Queue")}
-        sqs = self.sqs
-        for function in self.functions.values():
-            for properties in function.spec.sqs_events():
-                queue = queues.get(str(properties.get("Queue")))
-                if queue is None:
-                    logger.warning("%s: SQS event on an unknown queue %s", function.spec.name, properties.get("Queue"))
-                    continue
-                if properties.get("Enabled", True) in (False, "false"):
-                    continue
-                source = SqsEventSource(
-                    sqs,
-                    function,
-                    queue_url=queue.ref,
-                    queue_arn=queue.arn,
-                    batch_size=int(properties.get("BatchSize", 10)),
-                    batching_window_seconds=float(properties.get("MaximumBatchingWindowInSeconds", 0)),
-                    concurrency=self.worker_concurrency,
-                    report_batch_item_failures="ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
-                )
-                source.start()
-                self._event_sources.append(source)
+    def _start_worker(self) -> None:
+        if not self.worker_process:
+            self._event_sources = start_event_sources(
+                self.functions.values(), self.resources, self.sqs, concurrency=self.worker_concurrency
+            )
+            return
+        from devstack.worker_process import WorkerConfig, WorkerProcess
+
+        assert self.endpoint_url is not None
+        config = WorkerConfig(
+            functions=self.sam_app.functions,
+            resources=self.resources,
+            endpoint_url=self.endpoint_url,
+            environment={key: os.environ[key] for key in self._saved_environ if key in os.environ},
+            task_modules=tuple(self._task_modules),
+            concurrency=self.worker_concurrency,
+            log_level=logging.getLogger().getEffectiveLevel(),
+        )
+        self._worker_process = WorkerProcess(config).start()
 
     def _set_environ(self, values: Mapping[str, str]) -> None:
         for key, value in values.items():

@@ -100,11 +100,15 @@ class Scheduler:
     def call_later(self, delay: float, callback: Callable[[], None]) -> _Scheduled:
         entry = _Scheduled(callback)
         with self._condition:
-            heapq.heappush(self._due, (time.monotonic() + delay, next(self._order), entry))
+            item = (time.monotonic() + delay, next(self._order), entry)
+            heapq.heappush(self._due, item)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="task-claims", daemon=True)
                 self._thread.start()
-            self._condition.notify()
+            # Waking the thread costs a context switch per task; it only needs one when its next due time moved
+            # earlier (runs schedule with the same delay, so usually it did not).
+            if self._due[0] is item:
+                self._condition.notify()
         return entry
 
     def _run(self) -> None:
@@ -112,13 +116,17 @@ class Scheduler:
             with self._condition:
                 while not self._due or self._due[0][0] > time.monotonic():
                     self._condition.wait(timeout=self._due[0][0] - time.monotonic() if self._due else None)
-                _, _, entry = heapq.heappop(self._due)
-            if entry.cancelled:
-                continue
-            try:
-                entry.callback()
-            except Exception:  # logged: one failed callback must not stop the claims of later runs
-                logger.exception("scheduled callback failed")
+                now = time.monotonic()
+                ready: list[_Scheduled] = []
+                while self._due and self._due[0][0] <= now:
+                    ready.append(heapq.heappop(self._due)[2])
+            for entry in ready:
+                if entry.cancelled:
+                    continue
+                try:
+                    entry.callback()
+                except Exception:  # logged: one failed callback must not stop the claims of later runs
+                    logger.exception("scheduled callback failed")
 
 
 _scheduler = Scheduler()

@@ -30,6 +30,9 @@ def local_stack() -> Iterator[LocalStack | None]:
     stack = LocalStack(
         port=0,
         worker_concurrency=2,
+        # The worker in this process, where tests reach into it (a crashed invocation); the worker's own process,
+        # as `make run` starts it, is tested in tests/integration/test_worker_process.py.
+        worker_process=False,
         env={"MULTIPLY_DELAY_SECONDS": "0"},
         visibility_timeout=VISIBILITY_TIMEOUT_SECONDS,
         task_modules=["tests.e2e.e2e_tasks"],

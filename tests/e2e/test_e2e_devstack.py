@@ -15,10 +15,12 @@ from typing import Any, ClassVar
 
 import boto3
 import pytest
+import requests
 
 from devstack import LocalStack
 from devstack.envvars import DOCKER_HOST, env_vars
 from devstack.template import DEFAULT_TEMPLATE, load_template
+from tests.e2e.e2e_support import wait_until
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,6 +82,53 @@ def test_services_only_mode_starts_and_stops(tmp_path: Path) -> None:
         # WHEN it gets SIGTERM THEN it stops cleanly
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
+
+
+def _children(pid: int) -> set[int]:
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children |= {int(child) for child in (task / "children").read_text().split()}
+    return children
+
+
+def test_make_run_serves_tasks_with_the_worker_in_its_own_process_and_stops_cleanly() -> None:
+    # GIVEN `python -m devstack` (what `make run` starts) on a free port
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    env |= {"PYTHONPATH": "functions:.", "MULTIPLY_DELAY_SECONDS": "0"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "API ready" in line:
+                break
+        ready = re.search(r"API ready at (http://\S+)", "".join(lines))
+        assert ready, "".join(lines)
+        # THEN the emulator and the worker run in processes of their own
+        assert len(_children(process.pid)) >= 2
+
+        # WHEN a task is submitted THEN the worker runs it and its result shows
+        url = ready.group(1)
+        submitted = requests.post(f"{url}/multiply", json={"x": 6, "y": 7}, timeout=10)
+        assert submitted.status_code == 202, submitted.text
+        location = f"{url}{submitted.headers['Location']}"
+        result = wait_until(lambda: (r := requests.get(location, timeout=10)).status_code == 200 and r.json())
+        assert result["result"] == 42
+        children = _children(process.pid)
+    finally:
+        # WHEN it gets SIGTERM THEN it stops, and so do its processes
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    # (multiprocessing's resource tracker, a child too, exits on its own once its parent has)
+    assert wait_until(lambda: not [pid for pid in children if Path(f"/proc/{pid}").exists()], timeout=10)
 
 
 def test_samcli_internals_devstack_relies_on() -> None:

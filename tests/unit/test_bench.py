@@ -70,7 +70,14 @@ def test_report_has_the_shape_the_readme_documents() -> None:
         "requests_per_task": {"sqs.SendMessage": 1.0, "dynamodb.PutItem": 1.0},
         "durations": {"submit": [0.004, 0.006], "result": [0.002, 0.002], "worker": [0.01]},
         "memory_mb": {"submit": 256, "result": 256, "worker": 1024},
-        "throughput": {"tasks_per_s": 60.0, "submit_p50_ms": 5.0, "submit_p99_ms": 9.0, "result_visible_p50_ms": 20.0},
+        "throughput": {
+            "tasks_per_s": 60.0,
+            "submit_p50_ms": 5.0,
+            "submit_p99_ms": 9.0,
+            "result_visible_p50_ms": 20.0,
+            "cpu_ms_per_task": {"api": 10.0, "worker": 4.0, "emulator": 9.0, "load": 2.0},
+        },
+        "one_client": {"tasks_per_s": 40.0, "submit_p50_ms": 4.0, "submit_p99_ms": 6.0, "result_visible_p50_ms": 15.0},
     }
     # WHEN the report is built
     results = report.build({"nproc": 2, "cpu": "test"}, cold, warm, local)
@@ -79,6 +86,7 @@ def test_report_has_the_shape_the_readme_documents() -> None:
     assert set(results["cold_start"]["submit"]) >= {"median_s", "ratio_to_bare"}
     assert results["warm_ms"] == {"submit": 0.8}
     assert set(results["local"]) >= {"tasks_per_s", "submit_p50_ms", "submit_p99_ms", "result_visible_p50_ms"}
+    assert results["local"]["one_client"]["submit_p50_ms"] == 4.0
     assert results["lambda"]["worker"]["invocations_per_task"] == 0.5
     assert isinstance(results["usd_per_million_tasks"], float)
     assert "tasks/s" in report.table(results)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -55,8 +56,15 @@ def test_worker_emits_outcome_duration_and_queue_wait(
     failed_id = driver.submit("always-fails", {}).body["task_id"]
     capsys.readouterr()
     caplog.clear()
-
-    driver.deliver()
+    # Each record formatted as it is logged, as Lambda ships it (caplog's records are formatted after the fact).
+    formatted: list[dict[str, Any]] = []
+    at_emit = logging.Handler()
+    at_emit.emit = lambda record: formatted.append(json.loads(logger.registered_formatter.format(record)))  # type: ignore[method-assign]
+    logging.getLogger(logger.name).addHandler(at_emit)
+    try:
+        driver.deliver()
+    finally:
+        logging.getLogger(logger.name).removeHandler(at_emit)
 
     lines = emitted(capsys.readouterr().out)
     metrics = metric_documents(lines)
@@ -66,10 +74,12 @@ def test_worker_emits_outcome_duration_and_queue_wait(
     # Outcome, run time and queue wait of one task travel in one document, under its task dimension.
     assert {"TaskDuration", "QueueWait"} <= set(metrics["TasksSucceeded"])
     assert min(metrics["QueueWait"]["QueueWait"]) >= 0
-    handled = [line for line in logged(caplog) if line.get("message") == "task message handled"]
-    # Formatted after the fact, every line shows the correlation id set last: one of the batch's task ids.
-    assert {line["correlation_id"] for line in handled} <= {task_id, failed_id}
-    assert {line["outcome"] for line in handled} == {"succeeded", "failed"}
+    handled = [line for line in formatted if line.get("message") == "task message handled"]
+    # Each task's line carries its own task id as the correlation id.
+    assert {(line["correlation_id"], line["outcome"]) for line in handled} == {
+        (task_id, "succeeded"),
+        (failed_id, "failed"),
+    }
 
 
 def test_worker_gave_up_task_counts_as_failed(driver: Driver, capsys: pytest.CaptureFixture[str]) -> None:
