@@ -3,6 +3,7 @@ aws-sam-cli / moto internals it is built on (these fail loudly when an upgrade c
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
@@ -87,7 +88,8 @@ def test_services_only_mode_starts_and_stops(tmp_path: Path) -> None:
 def _children(pid: int) -> set[int]:
     children: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        children |= {int(child) for child in (task / "children").read_text().split()}
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+            children |= {int(child) for child in (task / "children").read_text().split()}
     return children
 
 
