@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer runs and tasks (a smoke test, not a measurement)")
     parser.add_argument("--no-local", action="store_true", help="skip the local stack (requests, cost, throughput)")
     parser.add_argument("--tasks", type=int, help="tasks of the requests-per-task run (default 1000)")
-    parser.add_argument("--load-tasks", type=int, help="tasks of the throughput run (default 800)")
+    parser.add_argument("--load-tasks", type=int, help="tasks of each throughput run (default 600)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     quick = args.quick
@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> None:
 
         print("local stack...", flush=True)
         local = local_stack.run(
-            tasks=args.tasks or (100 if quick else 1000), load_tasks=args.load_tasks or (100 if quick else 800)
+            tasks=args.tasks or (100 if quick else 1000),
+            load_tasks=args.load_tasks or (100 if quick else 600),
+            rounds=1 if quick else 3,
         )
     results = report.build(machine(), cold, hot, local)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
