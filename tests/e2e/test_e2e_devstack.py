@@ -51,26 +51,31 @@ def test_env_vars_file_matches_template_variables(local_stack: LocalStack | None
     assert generated["WorkerFunction"]["AWS_ENDPOINT_URL"].startswith(f"http://{DOCKER_HOST}:")
 
 
-def test_services_only_mode_starts_and_stops(tmp_path: Path) -> None:
-    # GIVEN `python -m devstack --no-api`
-    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"} | {"PYTHONPATH": "functions:."}
-    env_file = tmp_path / "env.json"
+def start_devstack(*args: str, ready: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """`python -m devstack ARGS` as `make run` starts it; the process and its output up to the line `ready`."""
+    environment = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--no-api", "--write-env-vars", str(env_file)],
+        [sys.executable, "-m", "devstack", *args],
         cwd=ROOT,
-        env=env,
+        env=environment | {"PYTHONPATH": "functions:."} | (env or {}),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if ready in line:
+            break
+    return process, "".join(lines)
+
+
+def test_services_only_mode_starts_and_stops(tmp_path: Path) -> None:
+    # GIVEN `python -m devstack --no-api`
+    env_file = tmp_path / "env.json"
+    process, output = start_devstack("--no-api", "--write-env-vars", str(env_file), ready="services ready")
     try:
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if "services ready" in line:
-                break
-        output = "".join(lines)
         endpoint = re.search(r"AWS services at (http://\S+)", output)
         assert endpoint, output
         assert "API ready" not in output
@@ -95,25 +100,10 @@ def _children(pid: int) -> set[int]:
 
 def test_make_run_serves_tasks_with_the_worker_in_its_own_process_and_stops_cleanly() -> None:
     # GIVEN `python -m devstack` (what `make run` starts) on a free port
-    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
-    env |= {"PYTHONPATH": "functions:.", "MULTIPLY_DELAY_SECONDS": "0"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process, output = start_devstack("--port", "0", ready="API ready", env={"MULTIPLY_DELAY_SECONDS": "0"})
     try:
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if "API ready" in line:
-                break
-        ready = re.search(r"API ready at (http://\S+)", "".join(lines))
-        assert ready, "".join(lines)
+        ready = re.search(r"API ready at (http://\S+)", output)
+        assert ready, output
         # THEN the emulator and the worker run in processes of their own
         assert len(_children(process.pid)) >= 2
 
