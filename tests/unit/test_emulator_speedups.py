@@ -350,3 +350,35 @@ def test_random_strings_are_moto_draws() -> None:
 def test_a_changed_moto_function_stops_the_emulator() -> None:
     with pytest.raises(RuntimeError, match="changed"):
         _moto_source_is(_answer, "0" * 64)
+
+
+def test_json_requests_skip_flask_with_the_same_headers(endpoints: tuple[str, str]) -> None:
+    """DynamoDB and SQS calls reach their handler without Flask in devstack's emulator: the same response headers
+    (values that change per request aside) as through moto's Flask app."""
+
+    def headers(endpoint_url: str) -> list[dict[str, str]]:
+        create_resources(endpoint_url)
+        dynamodb = boto3.client("dynamodb", endpoint_url=endpoint_url, region_name="us-east-1")
+        sqs = boto3.client("sqs", endpoint_url=endpoint_url, region_name="us-east-1")
+        answers = [
+            dynamodb.get_item(TableName="TasksTable", Key={"task_id": _s("none")}),
+            sqs.list_queues(),
+        ]
+        try:
+            dynamodb.get_item(TableName="NoSuchTable", Key={"task_id": _s("none")})
+        except ClientError as error:
+            answers.append(error.response)
+        # Per request: the id and date. Per HTTP server (werkzeug's development server against devstack.wsgi):
+        # the connection's fate, and werkzeug's name before the app's "amazon.com" in Server.
+        varying = ("x-amzn-requestid", "date", "connection")
+        return [
+            {
+                name: value.rpartition(", ")[2] if name == "server" else value
+                for name, value in answer["ResponseMetadata"]["HTTPHeaders"].items()
+                if name not in varying
+            }
+            for answer in answers
+        ]
+
+    plain, devstack = endpoints
+    assert headers(devstack) == headers(plain)
