@@ -30,8 +30,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_WORKER_CONCURRENCY = 2
 # Requests in the API's handlers at once (more wait for a slot). The handlers share one interpreter lock: beyond a
-# few, request threads only queue for it (16 polling clients, 2 cores: 8 gave 33 tasks/s, 2 and 4 gave 40). Also
-# below botocore's 10 pooled connections.
+# few, request threads only queue for it (16 polling clients, 2 cores: 8 slots gave 33 tasks/s where 4 gave 40;
+# 2, 3 and 4 measure within noise of each other). Also below botocore's 10 pooled connections.
 DEFAULT_API_CONCURRENCY = 4
 # Variables passed from the caller's environment to the functions, over the template's values.
 PASSTHROUGH_VARIABLES = ("MULTIPLY_DELAY_SECONDS",)
