@@ -13,6 +13,8 @@ import threading
 from collections import deque
 from typing import Any
 
+from devstack.child import ChildProcess
+
 STARTUP_TIMEOUT_SECONDS = 30
 
 
@@ -591,39 +593,27 @@ class MotoProcess:
     """`with MotoProcess() as moto: moto.endpoint_url` — stopped, and its port freed, on exit."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
-        self._host = host
-        # spawn, not fork: the parent runs threads, and a forked child would inherit their locks.
-        self._context = multiprocessing.get_context("spawn")
-        self._stop = self._context.Event()
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._child = ChildProcess(
+            _serve,
+            (host,),
+            name="aws-emulator",
+            description="the AWS emulator (moto)",
+            startup_timeout=STARTUP_TIMEOUT_SECONDS,
+            stop_timeout=5,
+        )
         self.endpoint_url = ""
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self._child.pid
 
     def start(self) -> MotoProcess:
-        receiver, sender = self._context.Pipe(duplex=False)
-        self._process = self._context.Process(
-            target=_serve, args=(self._host, sender, self._stop), name="aws-emulator", daemon=True
-        )
-        self._process.start()
-        if not receiver.poll(STARTUP_TIMEOUT_SECONDS):
-            self.stop()
-            raise RuntimeError("the AWS emulator (moto) did not start")
-        host, port = receiver.recv()
+        host, port = self._child.start()
         self.endpoint_url = f"http://{host}:{port}"
         return self
 
     def stop(self) -> None:
-        if self._process is None:
-            return
-        self._stop.set()
-        self._process.join(timeout=5)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(timeout=5)
-        self._process = None
+        self._child.stop()
 
     def __enter__(self) -> MotoProcess:
         return self.start()

@@ -9,7 +9,6 @@ the worker in the API's process, 38 to 44 tasks/s and 1.5 polls with the worker 
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
 import multiprocessing
@@ -21,10 +20,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from devstack.child import ChildProcess
 from devstack.resources import LocalResources
 from devstack.template import REGION, FunctionSpec
-
-logger = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_SECONDS = 60
 # Beyond the event sources' own drain time (a long poll, then running invocations).
@@ -78,46 +76,23 @@ class WorkerProcess:
     """`WorkerProcess(config).start()`; `stop()` lets running invocations finish (a few seconds at most)."""
 
     def __init__(self, config: WorkerConfig) -> None:
-        self._config = config
-        # spawn, not fork: the parent runs threads, and a forked child would inherit their locks.
-        self._context = multiprocessing.get_context("spawn")
-        self._stop = self._context.Event()
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._child = ChildProcess(
+            _serve,
+            (config,),
+            name="lambda-worker",
+            description="the worker process",
+            startup_timeout=STARTUP_TIMEOUT_SECONDS,
+            stop_timeout=STOP_TIMEOUT_SECONDS,
+        )
         self.sources = 0
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self._child.pid
 
     def start(self) -> WorkerProcess:
-        receiver, sender = self._context.Pipe(duplex=False)
-        self._process = self._context.Process(
-            target=_serve, args=(self._config, sender, self._stop), name="lambda-worker", daemon=True
-        )
-        self._process.start()
-        sender.close()
-        try:
-            if not receiver.poll(STARTUP_TIMEOUT_SECONDS):
-                raise RuntimeError("the worker process did not start")
-            try:
-                self.sources = receiver.recv()
-            except EOFError as error:
-                raise RuntimeError("the worker process exited while starting; its error is in the log above") from error
-        except BaseException:
-            self.stop()
-            raise
-        finally:
-            receiver.close()
+        self.sources = self._child.start()
         return self
 
     def stop(self) -> None:
-        if self._process is None:
-            return
-        self._stop.set()
-        self._process.join(timeout=STOP_TIMEOUT_SECONDS)
-        if self._process.is_alive():
-            logger.warning("the worker process did not stop in %d s; terminating it", STOP_TIMEOUT_SECONDS)
-            with contextlib.suppress(OSError):
-                self._process.terminate()
-            self._process.join(timeout=5)
-        self._process = None
+        self._child.stop()

@@ -1,0 +1,79 @@
+"""A function run in a spawned child process of the local stack: started once it says it is ready, stopped when
+told, terminated when it does not stop. The AWS emulator and the worker each run in one."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# The child's target is called as target(*args, ready, stop): it sends one value on `ready` once it serves, and
+# returns soon after `stop` (a multiprocessing Event) is set.
+Target = Callable[..., None]
+
+
+class ChildProcess:
+    def __init__(
+        self,
+        target: Target,
+        args: tuple[Any, ...],
+        *,
+        name: str,
+        description: str,
+        startup_timeout: float,
+        stop_timeout: float,
+    ) -> None:
+        # spawn, not fork: the parent runs threads, and a forked child would inherit their locks.
+        self._context = multiprocessing.get_context("spawn")
+        self._stop = self._context.Event()
+        self._target = target
+        self._args = args
+        self._name = name
+        self._description = description
+        self._startup_timeout = startup_timeout
+        self._stop_timeout = stop_timeout
+        self._process: multiprocessing.process.BaseProcess | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> Any:
+        """Start the child; what it sent on `ready`. RuntimeError (the child stopped) when it does not get there."""
+        receiver, sender = self._context.Pipe(duplex=False)
+        self._process = self._context.Process(
+            target=self._target, args=(*self._args, sender, self._stop), name=self._name, daemon=True
+        )
+        self._process.start()
+        sender.close()
+        try:
+            if not receiver.poll(self._startup_timeout):
+                raise RuntimeError(f"{self._description} did not start")
+            try:
+                return receiver.recv()
+            except EOFError as error:
+                raise RuntimeError(
+                    f"{self._description} exited while starting; its error is in the log above"
+                ) from error
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            receiver.close()
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._stop.set()
+        self._process.join(timeout=self._stop_timeout)
+        if self._process.is_alive():
+            logger.warning("%s did not stop in %g s; terminating it", self._description, self._stop_timeout)
+            with contextlib.suppress(OSError):
+                self._process.terminate()
+            self._process.join(timeout=5)
+        self._process = None
