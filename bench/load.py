@@ -14,6 +14,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,6 +45,15 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def _split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if n < total % parts else 0) for n in range(parts)]
+
+
+def _run_clients(work: Callable[[Any], None], shares: list[Any]) -> None:
+    """One client thread per share, all at once; returns when every one has finished."""
+    threads = [threading.Thread(target=work, args=(share,)) for share in shares]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def poll_run(url: str, clients: int, tasks: int) -> dict[str, Any]:
@@ -79,12 +89,8 @@ def poll_run(url: str, clients: int, tasks: int) -> dict[str, Any]:
                 else:
                     errors.append(f"get {status} {result}")
 
-    threads = [threading.Thread(target=work, args=(count,)) for count in _split(tasks, clients)]
     started, cpu_started = time.perf_counter(), time.process_time()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _run_clients(work, _split(tasks, clients))
     elapsed = time.perf_counter() - started
     client_cpu = time.process_time() - cpu_started
     return {
@@ -114,11 +120,7 @@ def submit_run(url: str, clients: int, tasks: int) -> dict[str, Any]:
             with lock:
                 (ids.append(body["task_id"]) if status == 202 else errors.append(f"{status} {body}"))
 
-    threads = [threading.Thread(target=work, args=(count,)) for count in _split(tasks, clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _run_clients(work, _split(tasks, clients))
     return {"ids": ids, "errors": errors[:5], "error_count": len(errors)}
 
 
@@ -134,11 +136,7 @@ def get_run(url: str, clients: int, ids: list[str]) -> dict[str, Any]:
             with lock:
                 statuses[key] = statuses.get(key, 0) + 1
 
-    threads = [threading.Thread(target=work, args=(ids[n::clients],)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _run_clients(work, [ids[n::clients] for n in range(clients)])
     return {"statuses": statuses}
 
 
