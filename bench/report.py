@@ -82,6 +82,22 @@ def _mark(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
+def _load_lines(load: dict[str, Any], *, throughput_target: bool) -> list[str]:
+    """Throughput and latencies of one load run, each against its target."""
+    rate = f"  tasks/s            {load['tasks_per_s']:8.1f}"
+    if throughput_target:
+        rate += f" (target >= {TARGETS['tasks_per_s']})  {_mark(load['tasks_per_s'] >= TARGETS['tasks_per_s'])}"
+    submit, visible = load["submit_p50_ms"], load["result_visible_p50_ms"]
+    return [
+        rate,
+        f"  submit p50         {submit:8.1f} ms (target <= {TARGETS['submit_p50_ms']})  "
+        f"{_mark(submit <= TARGETS['submit_p50_ms'])}",
+        f"  submit p99         {load['submit_p99_ms']:8.1f} ms",
+        f"  result visible p50 {visible:8.1f} ms (target <= {TARGETS['result_visible_p50_ms']})  "
+        f"{_mark(visible <= TARGETS['result_visible_p50_ms'])}",
+    ]
+
+
 def table(results: dict[str, Any]) -> str:
     lines = [f"machine: {results['machine']}", "", "cold start (import + clients; median of fresh interpreters)"]
     for name, values in results["cold_start"].items():
@@ -112,24 +128,11 @@ def table(results: dict[str, Any]) -> str:
             f"  target <= ${TARGETS['usd_per_million_tasks']:.2f}  {_mark(total <= TARGETS['usd_per_million_tasks'])}"
         )
         local = results["local"]
-        lines += [
-            "",
-            "local stack, 16 clients, 2 worker invocations, MULTIPLY_DELAY_SECONDS=0",
-            f"  tasks/s            {local['tasks_per_s']:8.1f} (target >= {TARGETS['tasks_per_s']})  {_mark(local['tasks_per_s'] >= TARGETS['tasks_per_s'])}",
-            f"  submit p50         {local['submit_p50_ms']:8.1f} ms (target <= {TARGETS['submit_p50_ms']})  {_mark(local['submit_p50_ms'] <= TARGETS['submit_p50_ms'])}",
-            f"  submit p99         {local['submit_p99_ms']:8.1f} ms",
-            f"  result visible p50 {local['result_visible_p50_ms']:8.1f} ms (target <= {TARGETS['result_visible_p50_ms']})  "
-            f"{_mark(local['result_visible_p50_ms'] <= TARGETS['result_visible_p50_ms'])}",
+        lines += ["", "local stack, 16 clients, 2 worker invocations, MULTIPLY_DELAY_SECONDS=0"]
+        lines += _load_lines(local, throughput_target=True)
+        lines.append(
             "  CPU ms per task    "
-            + ", ".join(f"{name} {value}" for name, value in local["cpu_ms_per_task"].items() if value is not None),
-            "local stack, one client alone",
-        ]
-        alone = local["one_client"]
-        lines += [
-            f"  tasks/s            {alone['tasks_per_s']:8.1f}",
-            f"  submit p50         {alone['submit_p50_ms']:8.1f} ms (target <= {TARGETS['submit_p50_ms']})  {_mark(alone['submit_p50_ms'] <= TARGETS['submit_p50_ms'])}",
-            f"  submit p99         {alone['submit_p99_ms']:8.1f} ms",
-            f"  result visible p50 {alone['result_visible_p50_ms']:8.1f} ms (target <= {TARGETS['result_visible_p50_ms']})  "
-            f"{_mark(alone['result_visible_p50_ms'] <= TARGETS['result_visible_p50_ms'])}",
-        ]
+            + ", ".join(f"{name} {value}" for name, value in local["cpu_ms_per_task"].items() if value is not None)
+        )
+        lines += ["local stack, one client alone", *_load_lines(local["one_client"], throughput_target=False)]
     return "\n".join(lines)
