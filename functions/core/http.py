@@ -13,8 +13,9 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from core.errors import MalformedRequest, MethodNotAllowed, PayloadTooLarge, TaskError, TaskNotFound
 from core.records import TaskRecord
@@ -50,8 +51,7 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any
     return response(status, dumps(body), PROBLEM_JSON, headers)
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(msgspec.Struct, frozen=True):
     event: Mapping[str, Any]
 
     @property
@@ -100,7 +100,7 @@ class Request:
         if not raw.strip():
             raise MalformedRequest("the body must be a JSON object")
         try:
-            return json.loads(raw)
+            return json.loads(raw, parse_constant=_refuse_constant)
         except (ValueError, RecursionError) as exc:
             raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
 
@@ -114,6 +114,11 @@ class Request:
 
 
 Handler = Callable[..., dict[str, Any]]
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON (RFC 8259) does not have.
+    raise ValueError(f"{name} is not a JSON number")
 
 
 class Router:

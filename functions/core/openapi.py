@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from core.http import MAX_BODY_BYTES
 from core.registry import tasks
 from core.service import MAX_IDEMPOTENCY_KEY_LENGTH
@@ -39,9 +41,12 @@ def _status_schema(result_schema: dict[str, Any]) -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {"TaskStatus": _status_schema({})}
-    for name, definition in tasks().items():
-        input_name = definition.input_model.__name__
-        schemas[input_name] = definition.input_model.model_json_schema(ref_template="#/components/schemas/{model}")
+    # One call for every model, so that two tasks sharing a nested model share its schema.
+    input_refs, input_schemas = msgspec.json.schema_components(
+        [definition.input_model for definition in tasks().values()], ref_template="#/components/schemas/{name}"
+    )
+    schemas.update(input_schemas)
+    for (name, definition), input_ref in zip(tasks().items(), input_refs, strict=True):
         status = {"application/json": {"schema": {"$ref": "#/components/schemas/TaskStatus"}}}
         paths[f"/{name}"] = {
             "post": {
@@ -57,7 +62,7 @@ def openapi_document() -> dict[str, Any]:
                 ],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{input_name}"}}},
+                    "content": {"application/json": {"schema": input_ref}},
                 },
                 "responses": {
                     "202": {"description": "Accepted: poll the Location", "content": status, "headers": _RETRY_AFTER},

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+import msgspec
 
 from core.errors import MalformedRequest
 
@@ -12,8 +13,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
-@dataclass(frozen=True)
-class TaskMessage:
+class TaskMessage(msgspec.Struct, frozen=True):
     task_id: str
     task: str
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+import msgspec
 
 
 class TaskStatus(StrEnum):
@@ -21,8 +22,7 @@ class TaskStatus(StrEnum):
         return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 
 
-@dataclass(frozen=True)
-class TaskFailure:
+class TaskFailure(msgspec.Struct, frozen=True):
     type: str
     message: str
 
@@ -30,8 +30,7 @@ class TaskFailure:
         return {"type": self.type, "message": self.message}
 
 
-@dataclass(frozen=True)
-class TaskRecord:
+class TaskRecord(msgspec.Struct, frozen=True):
     task_id: str
     task: str
     status: TaskStatus
@@ -46,7 +45,7 @@ class TaskRecord:
     lease_until: float | None = None
     result_json: str | None = None
     error: TaskFailure | None = None
-    request_hash: str | None = field(default=None, repr=False)
+    request_hash: str | None = None
     # The task's Retry-After, stored at submit so that GET needs no task registry.
     retry_after_seconds: int = 1
 

@@ -16,12 +16,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from pydantic import BaseModel
 
 from core.errors import RetryableTaskError, TaskCancelled, TaskError, TaskLost
 from core.queue import TaskMessage
@@ -68,8 +67,8 @@ def describe(error: BaseException) -> TaskFailure:
 
 
 def encode_result(value: Any) -> str:
-    if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json")
+    if isinstance(value, msgspec.Struct):
+        value = msgspec.to_builtins(value)
     try:
         encoded = json.dumps(value, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
@@ -132,8 +131,7 @@ class Scheduler:
 _scheduler = Scheduler()
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
     """What became of one delivery, for logs and metrics."""
 
     task_id: str

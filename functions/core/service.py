@@ -8,9 +8,9 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import Conflict, MalformedRequest, QueueUnavailable, TaskNotFound
@@ -18,7 +18,7 @@ from core.queue import TaskMessage, TaskQueue
 from core.records import TaskRecord, TaskStatus
 from core.store import TaskStore, TransitionRefused
 
-# The registry (and pydantic under it) is imported by submit only: GET and DELETE read the record, so the
+# The registry (and the task modules under it) is imported by submit only: GET and DELETE read the record, so the
 # result function starts without them.
 if TYPE_CHECKING:
     from core.registry import TaskDefinition
@@ -31,8 +31,7 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 SECONDS_PER_DAY = 86_400
 
 
-@dataclass(frozen=True)
-class Submission:
+class Submission(msgspec.Struct, frozen=True):
     record: TaskRecord
     # True when an Idempotency-Key matched an earlier submission and nothing new was queued.
     replayed: bool = False
@@ -66,7 +65,7 @@ class TaskService:
         task_name = definition.name
         if not isinstance(inputs, dict):
             raise MalformedRequest(f"the body must be a JSON object with the inputs of {task_name!r}")
-        input_json = definition.validate(inputs).model_dump_json()
+        input_json = msgspec.json.encode(definition.validate(inputs)).decode()
         now = self._clock()
         request_hash = None
         task_id = str(uuid.uuid4())

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import lru_cache
+
+import msgspec
 
 
 class SettingsError(RuntimeError):
@@ -29,8 +30,7 @@ def _positive_int(name: str) -> int:
     return value
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(msgspec.Struct, frozen=True):
     table_name: str
     retention_days: int
 
@@ -42,23 +42,21 @@ class Settings:
         )
 
 
-@dataclass(frozen=True)
-class SubmitSettings(Settings):
+class SubmitSettings(Settings, frozen=True):
     queue_url: str
 
     @classmethod
     def from_env(cls) -> SubmitSettings:
-        return cls(**vars(Settings.from_env()), queue_url=_required("QUEUE_URL"))
+        return cls(**msgspec.structs.asdict(Settings.from_env()), queue_url=_required("QUEUE_URL"))
 
 
-@dataclass(frozen=True)
-class WorkerSettings(Settings):
+class WorkerSettings(Settings, frozen=True):
     # Must equal the queue's maxReceiveCount: the delivery with this count is the task's last chance.
     max_receive_count: int
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
-        return cls(**vars(Settings.from_env()), max_receive_count=_positive_int("MAX_RECEIVE_COUNT"))
+        return cls(**msgspec.structs.asdict(Settings.from_env()), max_receive_count=_positive_int("MAX_RECEIVE_COUNT"))
 
 
 @lru_cache(maxsize=1)

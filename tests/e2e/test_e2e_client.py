@@ -81,5 +81,5 @@ def test_cli_exit_codes_say_what_happened(base_url: str, stack: LocalStack, caps
 
     assert main(["--url", base_url, "submit", "multiply", "x=abc", "y=3"]) == 4
     error = capsys.readouterr().err
-    assert "x: Input should be a number" in error
+    assert "x: Expected `int | float`, got `str`" in error
     assert "Traceback" not in error

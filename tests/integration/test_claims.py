@@ -6,10 +6,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from core import registry, runner
 from core.aws import dynamodb_client

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
+
+import msgspec
 
 from core.errors import RetryableTaskError
 from core.registry import Progress, TaskInput, task
@@ -44,7 +46,7 @@ def huge_result(inputs: Nothing, progress: Progress) -> str:
 
 class Nap(TaskInput):
     # Bounded: the e2e fuzzer reaches every registered task, and a nap that reports no progress can't be cut short.
-    seconds: float = Field(ge=0, le=2)
+    seconds: Annotated[float, msgspec.Meta(ge=0, le=2)]
 
 
 @task("nap")

@@ -32,14 +32,14 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_sam_build_packages_the_shared_core_and_the_tasks(build_dir: Path, function: str) -> None:
     artifact = build_dir / function
 
-    for package in ("core", "tasks", "submit", "result", "worker", "aws_lambda_powertools", "pydantic"):
+    for package in ("core", "tasks", "submit", "result", "worker", "aws_lambda_powertools", "msgspec"):
         assert (artifact / package / "__init__.py").is_file(), f"{function} lacks {package}"
     # boto3 comes with the Lambda runtime: packaging it would only slow cold starts.
     assert not (artifact / "boto3").exists()
 
 
 def test_sam_build_packages_binaries_for_the_arm64_runtime(build_dir: Path) -> None:
-    binaries = list((build_dir / "SubmitFunction" / "pydantic_core").glob("*.so"))
+    binaries = list((build_dir / "SubmitFunction" / "msgspec").glob("*.so"))
 
     assert binaries
     assert all("cpython-313-aarch64" in binary.name for binary in binaries)

@@ -75,9 +75,9 @@ def test_invalid_input_lists_every_field_error(aws: LocalResources) -> None:
     _, _, body = call(submit_handler, load_event("submit_invalid_input"))
 
     assert {(error["field"], error["type"]) for error in body["errors"]} == {
-        ("x", "number_type"),
-        ("y", "number_type"),
-        ("z", "extra_forbidden"),
+        ("x", "invalid"),
+        ("y", "invalid"),
+        ("z", "unknown_field"),
     }
 
 
@@ -88,8 +88,9 @@ def test_invalid_input_lists_every_field_error(aws: LocalResources) -> None:
         ('"x"', 400),
         ("", 400),
         ("null", 400),
-        ('{"x": NaN, "y": 1}', 422),
-        ('{"x": Infinity, "y": 1}', 422),
+        # NaN and Infinity are not JSON (RFC 8259), 1e400 is JSON but no float holds it.
+        ('{"x": NaN, "y": 1}', 400),
+        ('{"x": -Infinity, "y": 1}', 400),
         ('{"x": 1e400, "y": 1}', 422),
         ('{"x": 2, "y": 3', 400),
         ("[" * 100_000, 400),

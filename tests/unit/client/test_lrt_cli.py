@@ -68,7 +68,7 @@ def test_submit_duplicate_key_is_a_usage_error(api: FakeApi, capsys: pytest.Capt
 
 def test_submit_invalid_input_lists_each_field(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
     errors = [
-        {"field": "x", "message": "Input should be a number", "type": "number_type"},
+        {"field": "x", "message": "Expected `int | float`, got `str`", "type": "invalid"},
         {"field": "y", "message": "Field required", "type": "missing"},
     ]
     api.script(
@@ -79,7 +79,7 @@ def test_submit_invalid_input_lists_each_field(api: FakeApi, capsys: pytest.Capt
 
     assert code == 4
     assert capsys.readouterr().err == (
-        "lrt: invalid input for task 'multiply':\n  x: Input should be a number\n  y: Field required\n"
+        "lrt: invalid input for task 'multiply':\n  x: Expected `int | float`, got `str`\n  y: Field required\n"
     )
 
 

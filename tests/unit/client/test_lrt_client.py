@@ -73,7 +73,7 @@ def test_submit_reused_idempotency_key_raises_conflict(api: FakeApi, fake_time: 
 
 
 def test_submit_invalid_input_raises_with_field_errors(api: FakeApi, fake_time: FakeTime) -> None:
-    errors = [{"field": "x", "message": "Input should be a number", "type": "number_type"}]
+    errors = [{"field": "x", "message": "Expected `int | float`, got `str`", "type": "invalid"}]
     api.script(
         "POST", "/multiply", problem_reply(422, "Invalid input", "invalid input for task 'multiply'", errors=errors)
     )
