@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install run services test lint format typecheck build bench clean
+.PHONY: install run services test lint format typecheck build bench models clean
 
 install: $(STAMP)
 
@@ -47,13 +47,16 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy functions lrt devstack bench
+	$(VENV)/bin/mypy functions lrt devstack bench tools
 
 build: $(STAMP) ## package the functions as Lambda would get them (no Docker needed)
 	$(VENV)/bin/sam build
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+models: $(STAMP) ## rewrite functions/core/botocore_models after a botocore upgrade or a newly called operation
+	$(PY) tools/trim_botocore_models.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

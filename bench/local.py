@@ -107,11 +107,16 @@ def _cpu_seconds(pid: int) -> float:
 def _counted_phase(tasks: int) -> dict[str, Any]:
     """`tasks` submitted, run, then polled once each, with the worker in this process: botocore's events count
     every AWS request of the three functions, and each invocation's duration is timed."""
+    from core.aws import session as functions_session
+
     boto3.setup_default_session()
     counter = RequestCounter()
     assert boto3.DEFAULT_SESSION is not None
+    # The functions' clients come from their own session; the event source's (Lambda's poller) from the default.
+    sessions = (functions_session(), boto3.DEFAULT_SESSION)
     # Registered before the stack builds its clients: a client copies the session's handlers when it is made.
-    boto3.DEFAULT_SESSION.events.register("before-call", counter)
+    for session in sessions:
+        session.events.register("before-call", counter)
 
     from devstack import LocalStack
 
@@ -137,7 +142,8 @@ def _counted_phase(tasks: int) -> dict[str, Any]:
         counts = counter.reset()
         durations = {name: timer.reset() for name, timer in timers.items()}
         worker_invocations = sum(source.invocations for source in stack.event_sources)
-    boto3.DEFAULT_SESSION.events.unregister("before-call", counter)
+    for session in sessions:
+        session.events.unregister("before-call", counter)
     done = len(submitted["ids"])
     return {
         "tasks": done,

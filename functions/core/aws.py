@@ -4,10 +4,12 @@ a local emulator."""
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
 import botocore
+import botocore.session
 from botocore.config import Config
 
 from core.queue import SqsTaskQueue
@@ -30,14 +32,27 @@ _CONFIG = Config(
 )
 
 
+# botocore's models of our services, cut to the operations we call (tools/trim_botocore_models.py): a client
+# reads its whole model at every cold start, DynamoDB's alone 500 KB of JSON.
+BOTOCORE_MODELS = Path(__file__).parent / "botocore_models"
+
+
+@lru_cache(maxsize=1)
+def session() -> boto3.Session:
+    """The functions' session. Not boto3's default one: a task's own clients get botocore's full models."""
+    botocore_session = botocore.session.get_session()
+    botocore_session.get_component("data_loader").search_paths.insert(0, str(BOTOCORE_MODELS))
+    return boto3.Session(botocore_session=botocore_session)
+
+
 @lru_cache(maxsize=1)
 def dynamodb_client() -> DynamoDBClient:
-    return boto3.client("dynamodb", config=_CONFIG)
+    return session().client("dynamodb", config=_CONFIG)
 
 
 @lru_cache(maxsize=1)
 def sqs_client() -> SQSClient:
-    return boto3.client("sqs", config=_CONFIG)
+    return session().client("sqs", config=_CONFIG)
 
 
 @lru_cache(maxsize=1)
