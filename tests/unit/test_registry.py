@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from core.errors import InvalidInput, TaskNotFound
 from core.registry import FiniteNumber, TaskDefinition, TaskInput, get_task, task, tasks
+from core.runner import encode_result
 from tasks.multiply import MultiplyInput, slow_multiply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,3 +157,21 @@ def test_loading_the_registry_imports_no_heavy_dependency() -> None:
 
     # msgspec uses typing_extensions when it is installed (it is not in the Lambda package).
     assert third_party <= {"msgspec", "typing_extensions"}
+
+
+def test_a_task_may_return_a_struct_whose_fields_become_the_result() -> None:
+    class Score(msgspec.Struct):
+        label: str
+        score: float
+        features: list[FiniteNumber]
+
+    assert json.loads(encode_result(Score("cat", 0.75, [1, 2.5]))) == {
+        "label": "cat",
+        "score": 0.75,
+        "features": [1, 2.5],
+    }
+
+
+def test_a_result_that_is_not_json_fails_the_task_with_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="not JSON"):
+        encode_result({"score": float("nan")})
