@@ -12,6 +12,7 @@ import compileall
 import hashlib
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -161,5 +162,39 @@ def summarize(samples: dict[str, list[tuple[float, float]]]) -> dict[str, dict[s
     }
 
 
+def instructions_once(body: str, path: list[str]) -> int:
+    """Instructions one fresh interpreter executes to run `body`, counted by valgrind's callgrind."""
+    completed = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-I", "-S", "-c", body],
+        env=ENVIRONMENT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    match = re.search(r"Collected : (\d+)", completed.stderr)
+    if match is None:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{completed.stderr[-2000:]}")
+    return int(match[1])
+
+
+def instructions(names: tuple[str, ...] = ("submit", "result", "worker")) -> dict[str, dict[str, float]]:
+    """Each cold start in instructions (an interpreter's own start-up subtracted), and the ratio to the bare
+    handler's. Deterministic where CPU time is not on a shared machine; needs valgrind (not part of `make bench`,
+    a run takes a minute)."""
+    path = build()
+    start_up = instructions_once(_CHILD.format(path=path, body="pass"), path)
+    counts = {
+        name: instructions_once(_CHILD.format(path=path, body=_body(name)), path) - start_up
+        for name in ("bare", *names)
+    }
+    return {
+        name: {"million_instructions": round(count / 1e6, 1), "ratio_to_bare": round(count / counts["bare"], 3)}
+        for name, count in counts.items()
+    }
+
+
 if __name__ == "__main__":
-    print(json.dumps(run(runs=int(sys.argv[1]) if len(sys.argv) > 1 else 10), indent=2))
+    if sys.argv[1:] == ["--instructions"]:
+        print(json.dumps(instructions(), indent=2))
+    else:
+        print(json.dumps(run(runs=int(sys.argv[1]) if len(sys.argv) > 1 else 10), indent=2))

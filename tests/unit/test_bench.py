@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from bench import report
-from bench.coldstart import summarize
+from bench.coldstart import instructions_once, summarize
 from bench.cost import FunctionUse, arithmetic, billed_ms, usd_per_million_tasks
 
 
@@ -90,3 +92,11 @@ def test_report_has_the_shape_the_readme_documents() -> None:
     assert results["lambda"]["worker"]["invocations_per_task"] == 0.5
     assert isinstance(results["usd_per_million_tasks"], float)
     assert "tasks/s" in report.table(results)
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind counts the instructions")
+def test_instruction_count_grows_with_the_work_a_cold_start_does() -> None:
+    start_up = instructions_once("pass", [])
+    importing = instructions_once("import json, email.parser", [])
+
+    assert 0 < start_up < importing
