@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,13 @@ def main(argv: list[str] | None = None) -> None:
     print("cold starts...", flush=True)
     # 25 interleaved runs: this shared machine's speed drifts by a third within minutes.
     cold = coldstart.run(runs=3 if quick else 25)
+    if shutil.which("valgrind") and not quick:
+        print("cold starts in instructions (valgrind)...", flush=True)
+        for name, counted in coldstart.instructions().items():
+            cold[name] |= {
+                "million_instructions": counted["million_instructions"],
+                "instructions_ratio_to_bare": counted["ratio_to_bare"],
+            }
     print("warm invocations...", flush=True)
     hot = warm.run(invocations=200 if quick else 2000)
     local = None

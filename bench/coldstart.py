@@ -17,6 +17,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
 
@@ -179,14 +180,17 @@ def instructions_once(body: str, path: list[str]) -> int:
 
 def instructions(names: tuple[str, ...] = ("submit", "result", "worker")) -> dict[str, dict[str, float]]:
     """Each cold start in instructions (an interpreter's own start-up subtracted), and the ratio to the bare
-    handler's. Deterministic where CPU time is not on a shared machine; needs valgrind (not part of `make bench`,
-    a run takes a minute)."""
+    handler's: deterministic, where CPU time on a shared machine is not. Needs valgrind. The runs go in
+    parallel, which changes no count."""
     path = build()
-    start_up = instructions_once(_CHILD.format(path=path, body="pass"), path)
-    counts = {
-        name: instructions_once(_CHILD.format(path=path, body=_body(name)), path) - start_up
-        for name in ("bare", *names)
-    }
+    bodies = {"start-up": "pass"} | {name: _body(name) for name in ("bare", *names)}
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        futures = {
+            name: pool.submit(instructions_once, _CHILD.format(path=path, body=body), path)
+            for name, body in bodies.items()
+        }
+        start_up = futures.pop("start-up").result()
+        counts = {name: future.result() - start_up for name, future in futures.items()}
     return {
         name: {"million_instructions": round(count / 1e6, 1), "ratio_to_bare": round(count / counts["bare"], 3)}
         for name, count in counts.items()

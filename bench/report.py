@@ -107,6 +107,12 @@ def table(results: dict[str, Any]) -> str:
             f"  {name:<8} {values['median_s'] * 1000:8.1f} ms wall {values['cpu_median_s'] * 1000:8.1f} ms CPU  "
             f"x{ratio:.3f} of bare (target <= {TARGETS['cold_start_ratio']})  {mark}"
         )
+        if "instructions_ratio_to_bare" in values:
+            counted = values["instructions_ratio_to_bare"]
+            mark = "" if name == "bare" else _mark(counted <= TARGETS["cold_start_ratio"])
+            lines.append(
+                f"  {'':<8} {values['million_instructions']:8.1f} M instructions (valgrind)       x{counted:.3f} of bare  {mark}"
+            )
     lines += ["", "warm CPU per invocation (Stubber, median)"]
     for name, value in results["warm_ms"].items():
         lines.append(

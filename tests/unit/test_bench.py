@@ -100,3 +100,14 @@ def test_instruction_count_grows_with_the_work_a_cold_start_does() -> None:
     importing = instructions_once("import json, email.parser", [])
 
     assert 0 < start_up < importing
+
+
+def test_the_table_shows_the_instruction_count_beside_the_cpu_time_when_there_is_one() -> None:
+    cold = summarize({"bare": [(0.5, 0.4)], "submit": [(0.6, 0.5)]})
+    cold["bare"] |= {"million_instructions": 1000.0, "instructions_ratio_to_bare": 1.0}
+    cold["submit"] |= {"million_instructions": 1100.0, "instructions_ratio_to_bare": 1.1}
+
+    table = report.table(report.build({"nproc": 2}, cold, {}, None))
+
+    assert "x1.250 of bare (target <= 1.15)  MISSED" in table
+    assert "1100.0 M instructions (valgrind)       x1.100 of bare  ok" in table
