@@ -41,6 +41,9 @@ wall, cpu = time.perf_counter(), time.process_time()
 print(time.perf_counter() - wall, time.process_time() - cpu)
 """
 
+# Lambda's view: no site-packages, no PYTHON* variables; the code to run follows.
+ISOLATED_PYTHON = [sys.executable, "-I", "-S", "-c"]
+
 ENVIRONMENT = {
     "TABLE_NAME": "tasks",
     "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/tasks",
@@ -109,9 +112,7 @@ def _body(name: str) -> str:
 def measure_once(name: str, path: list[str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one cold start of `name` in a fresh interpreter."""
     code = _CHILD.format(path=path, body=_body(name))
-    completed = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", code], env=ENVIRONMENT, capture_output=True, text=True, check=False
-    )
+    completed = subprocess.run([*ISOLATED_PYTHON, code], env=ENVIRONMENT, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise RuntimeError(f"cold start of {name} failed:\n{completed.stderr}")
     wall, cpu = completed.stdout.split()[-2:]
@@ -122,7 +123,7 @@ def leaked_modules(path: list[str]) -> list[str]:
     """Modules of the dev environment that the isolated interpreter could see (there should be none)."""
     code = "import sys; sys.path[:0] = %r; import importlib.util as u; print(json.dumps([m for m in ('moto', 'pytest', 'samcli') if u.find_spec(m)]))"
     completed = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", "import json; " + code % path],
+        [*ISOLATED_PYTHON, "import json; " + code % path],
         env=ENVIRONMENT,
         capture_output=True,
         text=True,
@@ -163,10 +164,10 @@ def summarize(samples: dict[str, list[tuple[float, float]]]) -> dict[str, dict[s
     }
 
 
-def instructions_once(body: str, path: list[str]) -> int:
+def instructions_once(body: str) -> int:
     """Instructions one fresh interpreter executes to run `body`, counted by valgrind's callgrind."""
     completed = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-I", "-S", "-c", body],
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *ISOLATED_PYTHON, body],
         env=ENVIRONMENT,
         capture_output=True,
         text=True,
@@ -186,8 +187,7 @@ def instructions(names: tuple[str, ...] = ("submit", "result", "worker")) -> dic
     bodies = {"start-up": "pass"} | {name: _body(name) for name in ("bare", *names)}
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
         futures = {
-            name: pool.submit(instructions_once, _CHILD.format(path=path, body=body), path)
-            for name, body in bodies.items()
+            name: pool.submit(instructions_once, _CHILD.format(path=path, body=body)) for name, body in bodies.items()
         }
         start_up = futures.pop("start-up").result()
         counts = {name: future.result() - start_up for name, future in futures.items()}

@@ -96,8 +96,8 @@ def test_report_has_the_shape_the_readme_documents() -> None:
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind counts the instructions")
 def test_instruction_count_grows_with_the_work_a_cold_start_does() -> None:
-    start_up = instructions_once("pass", [])
-    importing = instructions_once("import json, email.parser", [])
+    start_up = instructions_once("pass")
+    importing = instructions_once("import json, email.parser")
 
     assert 0 < start_up < importing
 
