@@ -48,10 +48,29 @@ class TaskRecord(msgspec.Struct, frozen=True):
     request_hash: str | None = None
     # The task's Retry-After, stored at submit so that GET needs no task registry.
     retry_after_seconds: int = 1
+    # Claimed on the last delivery SQS allows: once this lease runs out no worker takes the task again.
+    last_attempt: bool = False
 
     def is_expired(self, now: float) -> bool:
         # DynamoDB deletes expired items up to a few days late: a record past its expiry is gone already.
         return self.expires_at <= now
+
+    def as_seen(self, now: float) -> TaskRecord:
+        """The task's state at `now`. A worker that is stopped (the function timed out, ran out of memory) records
+        nothing; on an earlier attempt the next delivery takes the task over, but after the last one its message
+        is in the dead-letter queue, and the task has failed once that attempt's lease has run out."""
+        if self.status is not TaskStatus.RUNNING or not self.last_attempt or (self.lease_until or 0) >= now:
+            return self
+        return msgspec.structs.replace(
+            self,
+            status=TaskStatus.FAILED,
+            finished_at=self.lease_until,
+            error=TaskFailure(
+                type="GaveUp",
+                message="gave up: the worker stopped during the last attempt allowed, before the task finished "
+                "(it timed out or ran out of memory)",
+            ),
+        )
 
     @property
     def inputs(self) -> dict[str, Any]:

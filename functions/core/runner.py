@@ -147,9 +147,17 @@ class TaskRun:
     unchanged since it was read) is what stops a duplicate or a cancelled task from being recorded twice."""
 
     def __init__(
-        self, store: TaskStore, observed: TaskRecord, clock: Callable[[], float], lease_seconds: float
+        self,
+        store: TaskStore,
+        observed: TaskRecord,
+        clock: Callable[[], float],
+        lease_seconds: float,
+        *,
+        last_attempt: bool = False,
     ) -> None:
         self.observed = observed
+        # The last delivery SQS allows: the run claims the task before it starts (see TaskRunner._run).
+        self.last_attempt = last_attempt
         self._store = store
         self._clock = clock
         self._lease_seconds = lease_seconds
@@ -180,7 +188,9 @@ class TaskRun:
         with self._lock:
             if self._claimed is None and self._refused is None and not self._done:
                 try:
-                    self._claimed = self._store.claim(self.task_id, self._clock(), self._lease_seconds)
+                    self._claimed = self._store.claim(
+                        self.task_id, self._clock(), self._lease_seconds, last_attempt=self.last_attempt
+                    )
                 except TransitionRefused as refused:
                     self._refused = refused  # the next progress report stops the task; its outcome is dropped
 
@@ -271,12 +281,14 @@ class TaskRunner:
         if current is None or current.is_expired(now):
             logger.warning("message for a task that no longer exists", extra={"task_id": message.task_id})
             return Outcome(message.task_id, message.task, "gone")
+        current = current.as_seen(now)
         if current.status.is_terminal:
             logger.info("duplicate delivery of a finished task", extra={"task_id": message.task_id})
             return Outcome(message.task_id, message.task, "duplicate", current)
         if current.status is TaskStatus.RUNNING and (current.lease_until or 0) >= now:
             raise TaskBusy(f"task {message.task_id} is running elsewhere until its lease ends")
-        with TaskRun(self._store, current, self._clock, self._lease_seconds) as run:
+        last_attempt = receive_count >= self._max_receive_count
+        with TaskRun(self._store, current, self._clock, self._lease_seconds, last_attempt=last_attempt) as run:
             try:
                 return self._run(run)
             except Exception as error:  # noqa: BLE001 - re-raised by _retry_or_give_up once the attempt is counted
@@ -288,6 +300,10 @@ class TaskRunner:
         failure: TaskFailure | None = None
         result_json: str | None = None
         try:
+            if run.last_attempt:
+                # A worker stopped on this attempt (timed out, out of memory) would leave no outcome and no
+                # delivery to follow: the claim, marked last, lets readers see the task failed once its lease ends.
+                run.claim()
             definition = get_task(record.task)
             inputs = definition.validate(record.inputs)
             result_json = encode_result(definition.function(inputs, run.progress))

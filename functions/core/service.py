@@ -91,7 +91,7 @@ class TaskService:
             existing = refused.current
             if existing is None or existing.request_hash != request_hash or existing.task != task_name:
                 raise Conflict("this Idempotency-Key was used before with a different request") from refused
-            return Submission(existing, replayed=True)
+            return Submission(existing.as_seen(now), replayed=True)
         self._enqueue(record)
         return Submission(record)
 
@@ -112,19 +112,26 @@ class TaskService:
     def get(self, task_name: str, task_id: str) -> TaskRecord:
         task_id = parse_task_id(task_id)
         record = self._store.get(task_id)
-        if record is None or record.task != task_name or record.is_expired(self._clock()):
+        now = self._clock()
+        if record is None or record.task != task_name or record.is_expired(now):
             raise TaskNotFound(f"no {task_name} task with id {task_id}")
-        return record
+        return record.as_seen(now)
 
     def cancel(self, task_name: str, task_id: str) -> TaskRecord:
         """A queued or running task becomes cancelled; the worker skips or stops it."""
         record = self.get(task_name, task_id)
+        if record.status.is_terminal:
+            return self._cancelled_already_or_conflict(record)
         try:
             return self._store.cancel(record.task_id, self._clock())
         except TransitionRefused as refused:
             current = refused.current
             if current is None or current.is_expired(self._clock()):
                 raise TaskNotFound(f"no {task_name} task with id {task_id}") from refused
-            if current.status is TaskStatus.CANCELLED:
-                return current  # cancelling twice is not an error: DELETE is idempotent
-            raise Conflict(f"task {task_id} is {current.status.value} and can no longer be cancelled") from refused
+            return self._cancelled_already_or_conflict(current)
+
+    @staticmethod
+    def _cancelled_already_or_conflict(record: TaskRecord) -> TaskRecord:
+        if record.status is TaskStatus.CANCELLED:
+            return record  # cancelling twice is not an error: DELETE is idempotent
+        raise Conflict(f"task {record.task_id} is {record.status.value} and can no longer be cancelled")

@@ -32,8 +32,9 @@ class TaskStore(Protocol):
     def cancel(self, task_id: str, now: float) -> TaskRecord:
         """queued | running -> cancelled."""
 
-    def claim(self, task_id: str, now: float, lease_seconds: float) -> TaskRecord:
-        """queued, or running with a lapsed lease -> running, counting one more attempt."""
+    def claim(self, task_id: str, now: float, lease_seconds: float, *, last_attempt: bool = False) -> TaskRecord:
+        """queued, or running with a lapsed lease -> running, counting one more attempt (marked as the last one
+        SQS delivers when `last_attempt`)."""
 
     def report_progress(self, expected: TaskRecord, fraction: float) -> None:
         """Record progress of a claimed task, if it is still as `expected`."""
@@ -92,6 +93,8 @@ def to_item(record: TaskRecord) -> dict[str, Any]:
     if record.request_hash is not None:
         item["request_hash"] = _s(record.request_hash)
     item["retry_after"] = _n(record.retry_after_seconds)
+    if record.last_attempt:
+        item["last_attempt"] = {"BOOL": True}
     return item
 
 
@@ -119,6 +122,7 @@ def from_item(item: dict[str, Any]) -> TaskRecord:
         error=TaskFailure(error_type, text("error_message") or "") if error_type else None,
         request_hash=text("request_hash"),
         retry_after_seconds=int(item["retry_after"]["N"]),
+        last_attempt=item.get("last_attempt", {}).get("BOOL", False),
     )
 
 
@@ -192,11 +196,11 @@ class DynamoTaskStore:
             },
         )
 
-    def claim(self, task_id: str, now: float, lease_seconds: float) -> TaskRecord:
+    def claim(self, task_id: str, now: float, lease_seconds: float, *, last_attempt: bool = False) -> TaskRecord:
         return self._update(
             task_id,
             f"SET {_STATUS} = :running, started_at = if_not_exists(started_at, :now), lease_until = :lease, "
-            "attempts = if_not_exists(attempts, :zero) + :one",
+            "attempts = if_not_exists(attempts, :zero) + :one, last_attempt = :last",
             f"attribute_exists(task_id) AND expires_at > :now AND "
             f"({_STATUS} = :queued OR ({_STATUS} = :running AND lease_until < :now))",
             {
@@ -206,6 +210,7 @@ class DynamoTaskStore:
                 ":lease": _n(now + lease_seconds),
                 ":zero": _n(0),
                 ":one": _n(1),
+                ":last": {"BOOL": last_attempt},
             },
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,6 +97,41 @@ def test_worker_killed_mid_task_is_claimed_again_after_its_lease(driver: Driver)
     done = driver.get("multiply", task_id).body
     assert done["result"] == 9
     assert done["attempts"] == 2
+
+
+class WorkerStopped(BaseException):
+    """A Lambda timeout or out-of-memory kill, as the run sees it: nothing after it runs, nothing is recorded."""
+
+
+def test_worker_stopped_on_every_attempt_leaves_the_task_failed_not_running(driver: Driver) -> None:
+    task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
+    max_receives = driver.resources.max_receive_count
+    clock = itertools.count(1_000_000_000, 1_000)  # each delivery comes after the last one's lease has run out
+
+    def killed(inputs: Any, progress: Any) -> int:
+        raise WorkerStopped
+
+    original = registry.get_task("multiply")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(registry._definitions, "multiply", replace(original, function=killed))
+        runner = TaskRunner(task_store(), max_receive_count=max_receives, lease_seconds=60, clock=lambda: next(clock))
+        for receive_count in range(1, max_receives + 1):
+            with pytest.raises(WorkerStopped):
+                runner.handle(TaskMessage(task_id, "multiply"), receive_count=receive_count)
+
+        # Its message is in the dead-letter queue now; without the last attempt's claim the task would read
+        # "queued" (or "running") until its record expired.
+        failed = driver.get("multiply", task_id)
+        assert failed.status == 200
+        assert failed.body["status"] == "failed"
+        assert failed.body["error"]["type"] == "GaveUp"
+        assert "stopped during the last attempt" in failed.body["error"]["message"]
+        assert driver.cancel("multiply", task_id).status == 409
+
+        # Redriven from the dead-letter queue, the message finds a finished task: dropped, not run.
+        redriven = runner.handle(TaskMessage(task_id, "multiply"), receive_count=1)
+    assert redriven.status == "duplicate"
+    assert driver.get("multiply", task_id).body["status"] == "failed"
 
 
 def test_task_running_under_a_live_lease_is_not_run_twice(driver: Driver) -> None:

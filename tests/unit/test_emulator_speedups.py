@@ -125,7 +125,7 @@ def _dynamodb_answers(endpoint_url: str) -> list[Any]:
 
     claim = (
         "SET #status = :running, started_at = if_not_exists(started_at, :now), lease_until = :lease, "
-        "attempts = if_not_exists(attempts, :zero) + :one"
+        "attempts = if_not_exists(attempts, :zero) + :one, last_attempt = :last"
     )
     claim_condition = (
         "attribute_exists(task_id) AND expires_at > :now AND "
@@ -138,6 +138,7 @@ def _dynamodb_answers(endpoint_url: str) -> list[Any]:
         ":lease": _n(NOW + 60),
         ":zero": _n(0),
         ":one": _n(1),
+        ":last": {"BOOL": False},
     }
     unchanged = "#status = :expected_status AND attempts = :expected_attempts"
     finish = (
