@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+import threading
 from typing import Any
 
 import pytest
@@ -90,3 +92,35 @@ def test_worker_gave_up_task_counts_as_failed(driver: Driver, capsys: pytest.Cap
     metrics = metric_documents(emitted(capsys.readouterr().out))
 
     assert metrics["TasksFailed"]["task"] == "always-transient"
+
+
+def test_invocations_side_by_side_in_one_process_each_emit_their_own_metric(
+    driver: Driver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the local stack runs them: submits and GETs in threads of one process, with Powertools' state shared."""
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads very often: races on shared state show at once
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        for i in range(20):
+            task = ("multiply", "always-fails")[(n + i) % 2]
+            submitted = driver.submit(task, {"x": n, "y": i} if task == "multiply" else {})
+            got = driver.get(task, submitted.body["task_id"]) if submitted.status == 202 else submitted
+            with lock:
+                statuses.extend((submitted.status, got.status))
+
+    try:
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch_interval)
+
+    assert statuses == [202] * len(statuses)
+    # Concurrent prints interleave their lines (one process, one stdout), but each document is written whole.
+    out = capsys.readouterr().out
+    assert out.count('"TasksSubmitted":[1.0]') == 120
