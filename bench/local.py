@@ -98,10 +98,13 @@ def _wait_for_empty_queue(sqs: Any, queue_url: str, timeout: float = 300) -> Non
     raise TimeoutError("the task queue did not drain")
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _cpu_seconds(pids: list[Any]) -> float:
+    """User + system CPU of processes so far (Linux /proc)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _counted_phase(tasks: int) -> dict[str, Any]:
@@ -180,11 +183,15 @@ def _load_phases(load_tasks: int, clients: int, rounds: int) -> dict[str, Any]:
     with LocalStack(port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}) as stack:
         url = stack.api_url
         _load(url, "poll", 2, "20")  # warm: start the containers
-        processes = {"api": os.getpid(), "worker": stack.worker_pid, "emulator": stack.emulator_pid}
+        processes: dict[str, list[Any]] = {
+            "api": [os.getpid()],
+            "worker": stack.worker_pids,
+            "emulator": [stack.emulator_pid],
+        }
         for _ in range(rounds):
-            before = {name: _cpu_seconds(pid) for name, pid in processes.items() if pid}
+            before = {name: _cpu_seconds(pids) for name, pids in processes.items() if all(pids)}
             throughput = _load(url, "poll", clients, str(load_tasks))
-            after = {name: _cpu_seconds(pid) for name, pid in processes.items() if pid}
+            after = {name: _cpu_seconds(pids) for name, pids in processes.items() if all(pids)}
             cpu = {name: round((after[name] - before[name]) / max(1, throughput["tasks"]) * 1000, 1) for name in after}
             throughput["cpu_ms_per_task"] = cpu | {"load": throughput.pop("client_cpu_ms_per_task", None)}
             loaded.append(throughput)

@@ -27,7 +27,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-api", action="store_true", help="only the AWS services and the SQS poller")
     parser.add_argument("--no-worker", action="store_true", help="no SQS poller: messages stay queued")
     parser.add_argument(
-        "--worker-concurrency", type=int, default=int(os.environ.get("WORKER_CONCURRENCY", "2")), metavar="N"
+        "--worker-concurrency",
+        type=int,
+        default=int(os.environ.get("WORKER_CONCURRENCY", "2")),
+        metavar="N",
+        help="worker invocations at once, each in a process of its own (default 2)",
     )
     parser.add_argument(
         "--visibility-timeout", type=int, metavar="SECONDS", help="local only: replaces the queues' VisibilityTimeout"
@@ -75,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             write_env_vars(args.write_env_vars, stack.sam_app, stack.environment)
             print(f"env vars for sam local start-api written to {args.write_env_vars}", flush=True)
         print(f"AWS services at {stack.endpoint_url}", flush=True)
+        if stack.worker_pids:
+            pids = ", ".join(map(str, stack.worker_pids))
+            print(f"worker: one process per concurrent invocation (pids {pids})", flush=True)
         if args.no_api:
             print("services ready (no API): run `sam local start-api --env-vars ...` beside them", flush=True)
         else:

@@ -38,6 +38,7 @@ class ChildProcess:
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
         self._process: multiprocessing.process.BaseProcess | None = None
+        self._receiver: multiprocessing.connection.Connection | None = None
 
     @property
     def pid(self) -> int | None:
@@ -45,12 +46,22 @@ class ChildProcess:
 
     def start(self) -> Any:
         """Start the child; what it sent on `ready`. RuntimeError (the child stopped) when it does not get there."""
-        receiver, sender = self._context.Pipe(duplex=False)
+        self.launch()
+        return self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the child without waiting for it: several children start side by side, then wait_ready()."""
+        self._receiver, sender = self._context.Pipe(duplex=False)
         self._process = self._context.Process(
             target=self._target, args=(*self._args, sender, self._stop), name=self._name, daemon=True
         )
         self._process.start()
         sender.close()
+
+    def wait_ready(self) -> Any:
+        receiver = self._receiver
+        if receiver is None:
+            raise RuntimeError(f"{self._description} was not launched")
         try:
             if not receiver.poll(self._startup_timeout):
                 raise RuntimeError(f"{self._description} did not start")
@@ -65,6 +76,11 @@ class ChildProcess:
             raise
         finally:
             receiver.close()
+            self._receiver = None
+
+    def request_stop(self) -> None:
+        """Tell the child to stop without waiting: several children stop side by side, then stop() each."""
+        self._stop.set()
 
     def stop(self) -> None:
         if self._process is None:

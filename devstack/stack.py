@@ -96,7 +96,7 @@ class LocalStack:
         self._moto: MotoProcess | None = None
         self._api: ApiServer | None = None
         self._event_sources: list[SqsEventSource] = []
-        self._worker_process: WorkerProcess | None = None
+        self._worker_processes: list[WorkerProcess] = []
         self._saved_environ: dict[str, str | None] = {}
         self.resources: LocalResources
         self.sam_app: SamApp
@@ -173,9 +173,11 @@ class LocalStack:
         for source in self._event_sources:
             source.stop()
         self._event_sources = []
-        if self._worker_process is not None:
-            self._worker_process.stop()
-            self._worker_process = None
+        for worker in self._worker_processes:
+            worker.request_stop()  # all drain at once
+        for worker in self._worker_processes:
+            worker.stop()
+        self._worker_processes = []
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -210,9 +212,9 @@ class LocalStack:
         return self._moto.pid if self._moto is not None else None
 
     @property
-    def worker_pid(self) -> int | None:
-        """The worker process's id, when the worker runs in a process of its own."""
-        return self._worker_process.pid if self._worker_process is not None else None
+    def worker_pids(self) -> list[int]:
+        """The worker processes' ids (one per concurrent invocation), when the worker runs in processes of its own."""
+        return [worker.pid for worker in self._worker_processes if worker.pid is not None]
 
     # -- internals
 
@@ -243,10 +245,15 @@ class LocalStack:
             endpoint_url=self.endpoint_url,
             environment={key: os.environ[key] for key in self._saved_environ if key in os.environ},
             task_modules=tuple(self._task_modules),
-            concurrency=self.worker_concurrency,
+            # One invocation at a time per process, as in a Lambda execution environment.
+            concurrency=1,
             log_level=logging.getLogger().getEffectiveLevel(),
         )
-        self._worker_process = WorkerProcess(config).start()
+        self._worker_processes = [WorkerProcess(config) for _ in range(self.worker_concurrency)]
+        for worker in self._worker_processes:
+            worker.launch()
+        for worker in self._worker_processes:
+            worker.wait_ready()
 
     def _set_environ(self, values: Mapping[str, str]) -> None:
         for key, value in values.items():

@@ -1,5 +1,7 @@
-"""The worker side of the local stack (the SQS event sources and the functions they invoke) in a process of
-its own, as Lambda runs the worker in execution environments of its own.
+"""The worker side of the local stack (the SQS event sources and the functions they invoke) in processes of its
+own, one per concurrent invocation, as Lambda runs each invocation of the worker in an execution environment of
+its own: an invocation never shares module-level state (Powertools' Logger keys, a task's cached objects) with
+another running at the same time, as threads of one process would.
 
 The API's handlers and the worker are CPU-bound Python. In one process they take turns on one interpreter lock:
 with 16 clients polling the API, the worker whose results they wait for got a fraction of one core, and the
@@ -73,7 +75,8 @@ def _serve(config: WorkerConfig, ready: multiprocessing.connection.Connection, s
 
 
 class WorkerProcess:
-    """`WorkerProcess(config).start()`; `stop()` lets running invocations finish (a few seconds at most)."""
+    """`WorkerProcess(config).start()`; `stop()` lets running invocations finish (a few seconds at most).
+    launch() then wait_ready(), and request_stop() then stop(), start and stop several side by side."""
 
     def __init__(self, config: WorkerConfig) -> None:
         self._child = ChildProcess(
@@ -91,8 +94,18 @@ class WorkerProcess:
         return self._child.pid
 
     def start(self) -> WorkerProcess:
-        self.sources = self._child.start()
+        self.launch()
+        return self.wait_ready()
+
+    def launch(self) -> None:
+        self._child.launch()
+
+    def wait_ready(self) -> WorkerProcess:
+        self.sources = self._child.wait_ready()
         return self
+
+    def request_stop(self) -> None:
+        self._child.request_stop()
 
     def stop(self) -> None:
         self._child.stop()

@@ -30,8 +30,8 @@ def local_stack() -> Iterator[LocalStack | None]:
     stack = LocalStack(
         port=0,
         worker_concurrency=2,
-        # The worker in this process, where tests reach into it (a crashed invocation); the worker's own process,
-        # as `make run` starts it, is tested in tests/integration/test_worker_process.py.
+        # The worker in this process, where tests reach into it (a crashed invocation); the worker's own processes,
+        # as `make run` starts them, are tested in tests/e2e/test_e2e_devstack.py.
         worker_process=False,
         env={"MULTIPLY_DELAY_SECONDS": "0"},
         visibility_timeout=VISIBILITY_TIMEOUT_SECONDS,

@@ -123,6 +123,41 @@ def test_make_run_serves_tasks_with_the_worker_in_its_own_process_and_stops_clea
     assert wait_until(lambda: not [pid for pid in children if Path(f"/proc/{pid}").exists()], timeout=10)
 
 
+def test_worker_runs_each_concurrent_invocation_in_a_process_of_its_own() -> None:
+    # GIVEN the local stack with two concurrent worker invocations and tasks that take three seconds
+    process, output = start_devstack(
+        "--port", "0", "--worker-concurrency", "2", ready="API ready", env={"MULTIPLY_DELAY_SECONDS": "3"}
+    )
+    try:
+        workers = re.search(r"worker: one process per concurrent invocation \(pids ([\d, ]+)\)", output)
+        ready = re.search(r"API ready at (http://\S+)", output)
+        assert workers, output
+        assert ready, output
+        pids = {int(pid) for pid in workers.group(1).split(", ")}
+        # THEN two processes of their own, children of the stack: no invocation shares a process with another
+        assert len(pids) == 2
+        assert pids <= _children(process.pid)
+
+        # WHEN two tasks are submitted THEN both run at once, one in each process
+        url = ready.group(1)
+        locations = [
+            f"{url}{requests.post(f'{url}/multiply', json={'x': n, 'y': 2}, timeout=10).headers['Location']}"
+            for n in (1, 2)
+        ]
+        assert wait_until(
+            lambda: all(requests.get(location, timeout=10).json()["status"] == "running" for location in locations),
+            timeout=20,
+        )
+        results = [
+            wait_until(lambda loc=location: requests.get(loc, timeout=10).json().get("result"))
+            for location in locations
+        ]
+        assert results == [2, 4]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+
+
 def test_samcli_internals_devstack_relies_on() -> None:
     """Pinned to aws-sam-cli 1.170: LocalApigwService is not a public API."""
     from samcli.commands._utils.template import get_template_data
