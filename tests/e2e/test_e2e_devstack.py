@@ -124,9 +124,9 @@ def test_make_run_serves_tasks_with_the_worker_in_its_own_process_and_stops_clea
 
 
 def test_worker_runs_each_concurrent_invocation_in_a_process_of_its_own() -> None:
-    # GIVEN the local stack with two concurrent worker invocations and tasks that take three seconds
+    # GIVEN the local stack with two concurrent worker invocations and tasks that take five seconds
     process, output = start_devstack(
-        "--port", "0", "--worker-concurrency", "2", ready="API ready", env={"MULTIPLY_DELAY_SECONDS": "3"}
+        "--port", "0", "--worker-concurrency", "2", ready="API ready", env={"MULTIPLY_DELAY_SECONDS": "5"}
     )
     try:
         workers = re.search(r"worker: one process per concurrent invocation \(pids ([\d, ]+)\)", output)
@@ -138,19 +138,22 @@ def test_worker_runs_each_concurrent_invocation_in_a_process_of_its_own() -> Non
         assert len(pids) == 2
         assert pids <= _children(process.pid)
 
-        # WHEN two tasks are submitted THEN both run at once, one in each process
+        # WHEN a task runs, and a second one is submitted meanwhile THEN both run at once, one in each process
         url = ready.group(1)
-        locations = [
-            f"{url}{requests.post(f'{url}/multiply', json={'x': n, 'y': 2}, timeout=10).headers['Location']}"
-            for n in (1, 2)
-        ]
-        assert wait_until(
-            lambda: all(requests.get(location, timeout=10).json()["status"] == "running" for location in locations),
-            timeout=20,
-        )
+
+        def submit(x: int) -> str:
+            response = requests.post(f"{url}/multiply", json={"x": x, "y": 2}, timeout=10)
+            return f"{url}{response.headers['Location']}"
+
+        def running(location: str) -> bool:
+            return bool(requests.get(location, timeout=10).json()["status"] == "running")
+
+        first = submit(1)
+        assert wait_until(lambda: running(first), timeout=20)
+        second = submit(2)  # the first's process is busy with it: only the other one can take this
+        assert wait_until(lambda: running(first) and running(second), timeout=20)
         results = [
-            wait_until(lambda loc=location: requests.get(loc, timeout=10).json().get("result"))
-            for location in locations
+            wait_until(lambda loc=loc: requests.get(loc, timeout=10).json().get("result")) for loc in (first, second)
         ]
         assert results == [2, 4]
     finally:
