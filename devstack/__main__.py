@@ -15,7 +15,9 @@ import threading
 import warnings
 from pathlib import Path
 from types import FrameType
+from typing import TextIO, cast
 
+from devstack.output import WholeLines
 from devstack.template import DEFAULT_TEMPLATE
 
 
@@ -44,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Before the functions' loggers capture sys.stdout: one whole JSON line per log line or metric document.
+    sys.stdout = cast(TextIO, WholeLines(sys.stdout))
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout
     )

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devstack.child import ChildProcess
+from devstack.output import line_buffered
 from devstack.resources import LocalResources
 from devstack.template import REGION, FunctionSpec
 
@@ -48,6 +49,7 @@ def _serve(config: WorkerConfig, ready: multiprocessing.connection.Connection, s
     # Ctrl-C reaches every process of the terminal's group: the parent stops this one once its API has stopped,
     # so that no invocation is cut short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    line_buffered(sys.stdout)
     os.environ.update(config.environment)
     logging.basicConfig(
         level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout
