@@ -8,10 +8,10 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 from devstack.output import WholeLines
+from tests.support.threads import side_by_side
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,21 +26,12 @@ class Terminal(io.StringIO):
 def test_lines_printed_side_by_side_stay_whole() -> None:
     sink = Terminal()
     stream = WholeLines(sink)
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads between print's two writes as often as possible
 
     def invocation(n: int) -> None:
         for i in range(300):
             print(json.dumps({"invocation": n, "line": i, "padding": "x" * (i % 50)}), file=stream)
 
-    try:
-        threads = [threading.Thread(target=invocation, args=(n,)) for n in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(switch_interval)
+    side_by_side(invocation, 6)  # a switch between print's two writes, as often as the interpreter allows
 
     documents = [json.loads(line) for line in sink.getvalue().splitlines()]
     assert len(documents) == 6 * 300

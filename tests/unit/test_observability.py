@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import threading
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from core.observability import logger
 from tests.support.driver import Driver
+from tests.support.threads import side_by_side
 
 
 def logged(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -98,8 +98,6 @@ def test_invocations_side_by_side_in_one_process_each_emit_their_own_metric(
     driver: Driver, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """As the local stack runs them: submits and GETs in threads of one process, with Powertools' state shared."""
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)  # switch threads very often: races on shared state show at once
     statuses: list[int] = []
     lock = threading.Lock()
 
@@ -111,14 +109,7 @@ def test_invocations_side_by_side_in_one_process_each_emit_their_own_metric(
             with lock:
                 statuses.extend((submitted.status, got.status))
 
-    try:
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(switch_interval)
+    side_by_side(client, 6, switch_interval=1e-5)
 
     assert statuses == [202] * len(statuses)
     # Concurrent prints interleave their lines (one process, one stdout), but each document is written whole.
