@@ -285,15 +285,27 @@ class TaskRunner:
         if current.status.is_terminal:
             logger.info("duplicate delivery of a finished task", extra={"task_id": message.task_id})
             return Outcome(message.task_id, message.task, "duplicate", current)
-        if current.status is TaskStatus.RUNNING and (current.lease_until or 0) >= now:
-            raise TaskBusy(f"task {message.task_id} is running elsewhere until its lease ends")
         last_attempt = receive_count >= self._max_receive_count
+        if current.status is TaskStatus.RUNNING and (current.lease_until or 0) >= now:
+            if last_attempt and not current.last_attempt:
+                self._mark_last_attempt(current)
+            raise TaskBusy(f"task {message.task_id} is running elsewhere until its lease ends")
         with TaskRun(self._store, current, self._clock, self._lease_seconds, last_attempt=last_attempt) as run:
             try:
                 return self._run(run)
             except Exception as error:  # noqa: BLE001 - re-raised by _retry_or_give_up once the attempt is counted
                 # _run records every failure of the task's own; what reaches here is transient or our infrastructure's.
                 return self._retry_or_give_up(run, error, receive_count)
+
+    def _mark_last_attempt(self, running: TaskRecord) -> None:
+        """The last delivery found another worker's live claim: no delivery follows this one, so should that worker
+        be stopped too, its claim must read as the last attempt."""
+        try:
+            self._store.mark_last_attempt(running)
+        except TransitionRefused:
+            pass  # the claim has ended or moved on meanwhile: its own outcome or claim tells the task's state
+        except (BotoCoreError, ClientError) as error:
+            logger.warning("could not mark the last attempt", extra={"task_id": running.task_id, "error": str(error)})
 
     def _run(self, run: TaskRun) -> Outcome:
         record = run.observed

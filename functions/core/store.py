@@ -39,6 +39,9 @@ class TaskStore(Protocol):
     def report_progress(self, expected: TaskRecord, fraction: float) -> None:
         """Record progress of a claimed task, if it is still as `expected`."""
 
+    def mark_last_attempt(self, expected: TaskRecord) -> None:
+        """Mark a running task's claim as its last attempt, if it is still as `expected`."""
+
     def release(self, expected: TaskRecord, *, claimed: bool) -> None:
         """Count a failed attempt; a claimed task goes back to queued for the next one."""
 
@@ -220,6 +223,11 @@ class DynamoTaskStore:
             ":expected_status": _s(expected.status),
             ":expected_attempts": _n(expected.attempts),
         }
+
+    def mark_last_attempt(self, expected: TaskRecord) -> None:
+        condition, values = self._unchanged(expected)
+        values[":last"] = {"BOOL": True}
+        self._update(expected.task_id, "SET last_attempt = :last", condition, values)
 
     def report_progress(self, expected: TaskRecord, fraction: float) -> None:
         condition, values = self._unchanged(expected)

@@ -17,7 +17,7 @@ from core import registry
 from core.aws import dynamodb_client, sqs_client, task_store
 from core.queue import TaskMessage
 from core.records import TaskStatus
-from core.runner import TaskRunner
+from core.runner import TaskBusy, TaskRunner
 from core.store import TransitionRefused
 from tests.support.driver import Driver
 
@@ -132,6 +132,30 @@ def test_worker_stopped_on_every_attempt_leaves_the_task_failed_not_running(driv
         redriven = runner.handle(TaskMessage(task_id, "multiply"), receive_count=1)
     assert redriven.status == "duplicate"
     assert driver.get("multiply", task_id).body["status"] == "failed"
+
+
+def test_last_delivery_meeting_a_live_claim_marks_it_as_the_last_attempt(driver: Driver) -> None:
+    task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
+    store = task_store()
+    now = time.time()
+    held = store.claim(task_id, now=now, lease_seconds=600)  # a live worker runs it, on an earlier delivery
+    runner = TaskRunner(store, max_receive_count=driver.resources.max_receive_count, lease_seconds=60)
+
+    # WHEN the last delivery SQS allows finds it held THEN it is tried again later (and so goes to the DLQ)...
+    with pytest.raises(TaskBusy):
+        runner.handle(TaskMessage(task_id, "multiply"), receive_count=driver.resources.max_receive_count)
+
+    # ...and should the live worker be stopped too, nothing would deliver the task again: once its lease has run
+    # out, the task reads failed rather than running until it expires.
+    marked = store.get(task_id)
+    assert marked is not None
+    assert marked.last_attempt
+    assert marked.attempts == held.attempts
+    assert marked.as_seen(now + 1).status is TaskStatus.RUNNING
+    assert marked.as_seen(now + 601).status is TaskStatus.FAILED
+    # The live worker's own outcome still lands: the mark leaves its claim as it was.
+    store.finish(held, now + 2, claimed=True, started_at=now, result_json="6")
+    assert driver.get("multiply", task_id).body["result"] == 6
 
 
 def test_task_running_under_a_live_lease_is_not_run_twice(driver: Driver) -> None:
