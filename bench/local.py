@@ -108,7 +108,7 @@ def _cpu_seconds(pids: list[Any]) -> float:
 
 
 def _counted_phase(tasks: int) -> dict[str, Any]:
-    """`tasks` submitted, run, then polled once each, with the worker in this process: botocore's events count
+    """`tasks` submitted, run, then polled once each, with every function in this process: botocore's events count
     every AWS request of the three functions, and each invocation's duration is timed."""
     from core.aws import session as functions_session
 
@@ -123,7 +123,7 @@ def _counted_phase(tasks: int) -> dict[str, Any]:
 
     from devstack import LocalStack
 
-    with LocalStack(port=0, worker_process=False, env={"MULTIPLY_DELAY_SECONDS": "0"}) as stack:
+    with LocalStack(port=0, worker_process=False, api_process=False, env={"MULTIPLY_DELAY_SECONDS": "0"}) as stack:
         timers = {short_name(name): InvocationTimer(function) for name, function in stack.functions.items()}
         memory = {short_name(name): function.spec.memory for name, function in stack.functions.items()}
         queue_url = stack.resources.queue_url
@@ -173,7 +173,7 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _load_phases(load_tasks: int, clients: int, rounds: int) -> dict[str, Any]:
-    """The local stack as `make run` starts it (worker and emulator in processes of their own): `load_tasks` by
+    """The local stack as `make run` starts it (functions and emulator in processes of their own): `load_tasks` by
     `clients` clients that submit and poll until done, then one client alone (a developer trying a task); the
     two alternate `rounds` times and the median round of each is reported."""
     from devstack import LocalStack
@@ -182,9 +182,11 @@ def _load_phases(load_tasks: int, clients: int, rounds: int) -> dict[str, Any]:
     alone: list[dict[str, Any]] = []
     with LocalStack(port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}) as stack:
         url = stack.api_url
-        _load(url, "poll", 2, "20")  # warm: start the containers
+        # Warm: as many execution environments as the load will keep busy (cold starts are not what this measures).
+        _load(url, "poll", clients, str(clients * 4))
         processes: dict[str, list[Any]] = {
-            "api": [os.getpid()],
+            "api": [os.getpid()],  # the API Gateway emulation
+            "functions": stack.api_pids,  # the API functions' execution environments
             "worker": stack.worker_pids,
             "emulator": [stack.emulator_pid],
         }

@@ -86,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         if stack.worker_pids:
             pids = ", ".join(map(str, stack.worker_pids))
             print(f"worker: one process per concurrent invocation (pids {pids})", flush=True)
+        if stack.api_pids:
+            pids = ", ".join(map(str, stack.api_pids))
+            print(
+                f"API functions: one process per execution environment (pids {pids}; more start as needed)", flush=True
+            )
         if args.no_api:
             print("services ready (no API): run `sam local start-api --env-vars ...` beside them", flush=True)
         else:

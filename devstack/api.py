@@ -1,5 +1,6 @@
 """The HTTP API: aws-sam-cli's own API Gateway emulation (routes from the template, payload 2.0 events),
-served with persistent connections by devstack.wsgi, with handlers invoked in this process."""
+served with persistent connections by devstack.wsgi, with handlers invoked in execution environments of their
+own (devstack.environments) or in this process (devstack.lambdas)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from samcli.local.apigw.local_apigw_service import LocalApigwService
 from samcli.local.apigw.path_converter import PathConverter
 from samcli.local.apigw.route import Route
 
-from devstack.lambdas import InProcessLambdaRunner
+from devstack.lambdas import LambdaRunner
 from devstack.wsgi import WSGIServer
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class ApiServer:
     def __init__(
         self,
         api: Any,
-        runner: InProcessLambdaRunner,
+        runner: LambdaRunner,
         *,
         host: str = "127.0.0.1",
         port: int = 3000,

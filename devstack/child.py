@@ -1,20 +1,43 @@
 """A function run in a spawned child process of the local stack: started once it says it is ready, stopped when
-told, terminated when it does not stop. The AWS emulator and the worker each run in one."""
+told, terminated when it does not stop. The AWS emulator, the worker's invocations and the API's execution
+environments each run in one."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import multiprocessing
 import multiprocessing.connection
-from collections.abc import Callable
+import os
+import signal
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from devstack.output import line_buffered
 
 logger = logging.getLogger(__name__)
 
 # The child's target is called as target(*args, ready, stop): it sends one value on `ready` once it serves, and
 # returns soon after `stop` (a multiprocessing Event) is set.
 Target = Callable[..., None]
+
+
+def start_function_process(environment: Mapping[str, str], task_modules: Iterable[str], log_level: int) -> None:
+    """What a child that runs the functions does first: the functions' variables in os.environ, logs on stdout in
+    whole lines, the test-only task modules imported."""
+    # Ctrl-C reaches every process of the terminal's group: the parent stops this one once its API has stopped,
+    # so that no invocation is cut short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    line_buffered(sys.stdout)
+    os.environ.update(environment)
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout)
+    logging.getLogger("botocore.configprovider").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    for module in task_modules:
+        importlib.import_module(module)
 
 
 class ChildProcess:

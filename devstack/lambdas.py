@@ -3,7 +3,10 @@
 Lambda runs one invocation per execution environment at a time, and the handlers rely on that: Powertools'
 resolver keeps the current event on a module-level `app`, the batch processor keeps its records on a
 module-level `processor`. So, like Lambda, an invocation takes an idle "container" (a private copy of the
-handler's module) or starts a new one (a cold start). Modules they import (`core.*`) are shared by all.
+handler's module) or starts a new one (a cold start). Modules they import (`core.*`) are shared by all, and
+so is Powertools' Logger: one invocation's log lines can carry another's keys. `make run` runs the functions in
+processes of their own (devstack.environments, devstack.worker_process); this runner serves the tests and the
+bench that reach into the functions in this process.
 """
 
 from __future__ import annotations
@@ -79,6 +82,12 @@ class LambdaFunction:
         logger.debug("cold start of %s", self.spec.name)
         return module
 
+    def initialize(self) -> None:
+        """Import the handler's module now (Lambda's init phase), not at the first invocation."""
+        container = self._container()
+        with self._lock:
+            self._idle.append(container)
+
     def invoke(self, event: dict[str, Any]) -> Any:
         """Run the handler on `event`; exceptions propagate as Lambda would report them."""
         container = self._container()
@@ -100,17 +109,30 @@ def error_payload(error: BaseException) -> dict[str, Any]:
     }
 
 
-class InProcessLambdaRunner:
-    """A lambda_runner for samcli's LocalApigwService that calls the handlers in this process, not in Docker."""
-
-    def __init__(self, functions: dict[str, LambdaFunction]) -> None:
-        self.functions = functions
+class LambdaRunner:
+    """A lambda_runner for samcli's LocalApigwService, which runs functions in Docker: here they run without it."""
 
     def is_debugging(self) -> bool:
         # False makes samcli's service multi-threaded, as API Gateway is.
         return False
 
     def invoke(self, function_identifier: str, event: str, stdout: Any = None, stderr: Any = None, **_: Any) -> None:
+        answer = self.answer(function_identifier, event)
+        if stdout is not None:
+            stdout.write_str(answer)
+
+    def answer(self, function_identifier: str, event: str) -> str:
+        """The function's answer to the event (JSON text both), or Lambda's error payload when it fails."""
+        raise NotImplementedError
+
+
+class InProcessLambdaRunner(LambdaRunner):
+    """Calls the handlers in this process."""
+
+    def __init__(self, functions: dict[str, LambdaFunction]) -> None:
+        self.functions = functions
+
+    def answer(self, function_identifier: str, event: str) -> str:
         function = self.functions.get(function_identifier)
         if function is None:
             raise FunctionNotFound(f"unable to find a function with name {function_identifier!r}")
@@ -119,5 +141,4 @@ class InProcessLambdaRunner:
         except Exception as error:
             logger.exception("%s failed", function_identifier)
             response = error_payload(error)
-        if stdout is not None:
-            stdout.write_str(json.dumps(response))
+        return json.dumps(response)

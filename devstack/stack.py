@@ -1,4 +1,5 @@
-"""The whole stack in this process: moto server, the template's resources, the HTTP API and the SQS poller."""
+"""The whole stack, started and stopped from this process: the AWS emulator, the template's resources, the HTTP API
+with its functions' execution environments, and the worker with its SQS event sources."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ import boto3
 
 from devstack.emulator import MotoProcess
 from devstack.event_source import SqsEventSource, start_event_sources
-from devstack.lambdas import InProcessLambdaRunner, LambdaFunction
+from devstack.lambdas import InProcessLambdaRunner, LambdaFunction, LambdaRunner
 from devstack.resources import LocalResources, create_resources
 from devstack.template import DEFAULT_TEMPLATE, REGION, SamApp, load_sam_app
 
@@ -24,15 +25,17 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
     from devstack.api import ApiServer
+    from devstack.environments import ProcessLambdaRunner
     from devstack.worker_process import WorkerProcess
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_WORKER_CONCURRENCY = 2
-# Requests in the API's handlers at once (more wait for a slot). The handlers share one interpreter lock: beyond a
-# few, request threads only queue for it (16 polling clients, 2 cores: 8 slots gave 33 tasks/s where 4 gave 40;
-# 2, 3 and 4 measure within noise of each other). Also below botocore's 10 pooled connections.
-DEFAULT_API_CONCURRENCY = 4
+# Requests in the API's functions at once (more wait for a slot), and so at most this many execution environments
+# of each. On 2 cores, more only take the CPU from the worker whose results the clients wait for (16 polling
+# clients, side by side: 2 slots 48 to 62 tasks/s and 1.0 polls per task; 3 slots 52 to 57; 4 slots 36 to 53 and
+# 2.5 polls). With the functions in this process, 2, 3 and 4 measured within noise of each other.
+DEFAULT_API_CONCURRENCY = 2
 # Variables passed from the caller's environment to the functions, over the template's values.
 PASSTHROUGH_VARIABLES = ("MULTIPLY_DELAY_SECONDS",)
 # Modules whose lru_cache'd factories read the environment: cleared when the stack's environment changes.
@@ -57,9 +60,11 @@ class LocalStack:
     endpoint_url: an AWS emulator already running (default: AWS_ENDPOINT_URL, else a moto server started here).
     env: variables for the functions over the template's (e.g. {"MULTIPLY_DELAY_SECONDS": "0"}).
     visibility_timeout: replaces the queues' VisibilityTimeout (local only, to see redeliveries quickly).
-    worker_process: run the SQS event sources and the worker in a process of their own (see
+    worker_process: run the SQS event sources and the worker in processes of their own (see
         devstack.worker_process); False keeps them in this one, where a test can reach `functions` and
         `event_sources`.
+    api_process: run the API's functions in execution environments of their own, one process each (see
+        devstack.environments); False runs them in this process, where a test or the bench can reach them.
     task_modules: modules to import before the handlers, e.g. test-only tasks registered with core.registry.task.
     """
 
@@ -73,6 +78,7 @@ class LocalStack:
         worker: bool = True,
         worker_concurrency: int | None = None,
         worker_process: bool = True,
+        api_process: bool = True,
         env: Mapping[str, str] | None = None,
         parameter_overrides: Mapping[str, Any] | None = None,
         visibility_timeout: int | None = None,
@@ -85,6 +91,7 @@ class LocalStack:
         self._with_api = api
         self._with_worker = worker
         self.worker_process = worker_process
+        self.api_process = api_process
         self.worker_concurrency = worker_concurrency or int(
             os.environ.get("WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY)
         )
@@ -95,6 +102,7 @@ class LocalStack:
         self._task_modules = list(task_modules)
         self._moto: MotoProcess | None = None
         self._api: ApiServer | None = None
+        self._api_runner: ProcessLambdaRunner | None = None
         self._event_sources: list[SqsEventSource] = []
         self._worker_processes: list[WorkerProcess] = []
         self._saved_environ: dict[str, str | None] = {}
@@ -151,14 +159,18 @@ class LocalStack:
         for module in self._task_modules:
             importlib.import_module(module)
         self.functions = {name: LambdaFunction(spec) for name, spec in self.sam_app.functions.items()}
+        api = self.sam_app.api(self.template.parent) if self._with_api else None
+        starting = self._launch_api_environments(api) if api is not None and self.api_process else None
         if self._with_worker:
             self._start_worker()
-        if self._with_api:
+        if api is not None:
             from devstack.api import ApiServer
 
-            runner = InProcessLambdaRunner(self.functions)
+            runner: LambdaRunner = InProcessLambdaRunner(self.functions)
+            if starting is not None:
+                runner = self._api_runner = starting()
             self._api = ApiServer(
-                self.sam_app.api(self.template.parent),
+                api,
                 runner,
                 host=self._host,
                 port=self._port,
@@ -170,6 +182,9 @@ class LocalStack:
         if self._api is not None:
             self._api.stop()
             self._api = None
+        if self._api_runner is not None:
+            self._api_runner.stop()
+            self._api_runner = None
         for source in self._event_sources:
             source.stop()
         self._event_sources = []
@@ -212,6 +227,11 @@ class LocalStack:
         return self._moto.pid if self._moto is not None else None
 
     @property
+    def api_pids(self) -> list[int]:
+        """The API functions' execution environments' process ids, when they run in processes of their own."""
+        return self._api_runner.pids if self._api_runner is not None else []
+
+    @property
     def worker_pids(self) -> list[int]:
         """The worker processes' ids (one per concurrent invocation), when the worker runs in processes of its own."""
         return [worker.pid for worker in self._worker_processes if worker.pid is not None]
@@ -229,6 +249,35 @@ class LocalStack:
         union.update({key: os.environ[key] for key in PASSTHROUGH_VARIABLES if key in os.environ})
         union.update(self._env)
         return union
+
+    def _launch_api_environments(self, api: Any) -> Callable[[], ProcessLambdaRunner]:
+        """Start one execution environment of each API function (more start when requests overlap); what it
+        returns waits for them, so that they start beside the worker's processes."""
+        from devstack.environments import EnvironmentConfig, EnvironmentPool, ProcessLambdaRunner
+
+        environment = {key: os.environ[key] for key in self._saved_environ if key in os.environ}
+        names = sorted({route.function_name for route in api.routes if route.function_name})
+        pools = {
+            name: EnvironmentPool(
+                EnvironmentConfig(
+                    spec=self.sam_app.functions[name],
+                    environment=environment,
+                    task_modules=tuple(self._task_modules),
+                    log_level=logging.getLogger().getEffectiveLevel(),
+                )
+            )
+            for name in names
+        }
+        runner = ProcessLambdaRunner(pools)
+        self._api_runner = runner  # stopped by stop(), should starting fail
+        launched = {name: pool.launch(1) for name, pool in pools.items()}
+
+        def ready() -> ProcessLambdaRunner:
+            for name, pool in pools.items():
+                pool.add_ready(launched[name])
+            return runner
+
+        return ready
 
     def _start_worker(self) -> None:
         if not self.worker_process:

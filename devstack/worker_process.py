@@ -11,19 +11,13 @@ the worker in the API's process, 38 to 44 tasks/s and 1.5 polls with the worker 
 
 from __future__ import annotations
 
-import importlib
-import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import signal
-import sys
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from devstack.child import ChildProcess
-from devstack.output import line_buffered
+from devstack.child import ChildProcess, start_function_process
 from devstack.resources import LocalResources
 from devstack.template import REGION, FunctionSpec
 
@@ -46,24 +40,12 @@ class WorkerConfig:
 
 
 def _serve(config: WorkerConfig, ready: multiprocessing.connection.Connection, stop: Any) -> None:
-    # Ctrl-C reaches every process of the terminal's group: the parent stops this one once its API has stopped,
-    # so that no invocation is cut short.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    line_buffered(sys.stdout)
-    os.environ.update(config.environment)
-    logging.basicConfig(
-        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout
-    )
-    logging.getLogger("botocore.configprovider").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-
+    start_function_process(config.environment, config.task_modules, config.log_level)
     import boto3
 
     from devstack.event_source import start_event_sources
     from devstack.lambdas import LambdaFunction
 
-    for module in config.task_modules:
-        importlib.import_module(module)
     functions = [LambdaFunction(spec) for spec in config.functions.values() if spec.sqs_events()]
     sqs = boto3.client("sqs", endpoint_url=config.endpoint_url, region_name=REGION)
     sources = start_event_sources(functions, config.resources, sqs, concurrency=config.concurrency)

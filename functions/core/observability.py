@@ -30,8 +30,9 @@ def _emit_task_metrics(task: str, values: dict[str, tuple[MetricUnit, float]]) -
 
 def record_submitted(task: str) -> None:
     """A document of its own, like a finished task's: Powertools' Metrics keeps the invocation's metrics in one set
-    per process, and a process that runs invocations side by side (the local stack runs every API invocation in
-    one) would flush one invocation's metric with another's dimensions, or raise on a set another emptied."""
+    per process, and a process that runs invocations side by side (the local stack's functions in its own process,
+    as the tests and the bench run them) would flush one invocation's metric with another's dimensions, or raise
+    on a set another emptied."""
     _emit_task_metrics(task, {"TasksSubmitted": (MetricUnit.Count, 1.0)})
 
 

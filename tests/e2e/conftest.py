@@ -35,7 +35,8 @@ def local_stack() -> Iterator[LocalStack | None]:
         worker_process=False,
         env={"MULTIPLY_DELAY_SECONDS": "0"},
         visibility_timeout=VISIBILITY_TIMEOUT_SECONDS,
-        task_modules=["tests.e2e.e2e_tasks"],
+        # The test-only tasks, in the API's execution environments too: the fuzzer reaches every task they register.
+        task_modules=["tests.e2e.e2e_tasks", "tests.support.extra_tasks"],
     )
     with stack:
         yield stack

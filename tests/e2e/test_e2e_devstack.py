@@ -11,6 +11,8 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -159,6 +161,45 @@ def test_worker_runs_each_concurrent_invocation_in_a_process_of_its_own() -> Non
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def test_concurrent_api_requests_log_each_with_its_own_function_and_task() -> None:
+    # GIVEN `python -m devstack`, its output read as it comes
+    process, output = start_devstack("--port", "0", ready="API ready", env={"MULTIPLY_DELAY_SECONDS": "0"})
+    lines: list[str] = []
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        environments = re.search(r"API functions: one process per execution environment \(pids ([\d, ]+);", output)
+        ready = re.search(r"API ready at (http://\S+)", output)
+        assert environments, output
+        assert ready, output
+        assert {int(pid) for pid in environments.group(1).split(", ")} <= _children(process.pid)
+        url = ready.group(1)
+
+        # WHEN clients submit and poll at once, so that submit's and result's invocations overlap
+        def submit_and_poll(x: int) -> str:
+            submitted = requests.post(f"{url}/multiply", json={"x": x, "y": 1}, timeout=10)
+            assert submitted.status_code == 202, submitted.text
+            for _ in range(3):
+                assert requests.get(f"{url}{submitted.headers['Location']}", timeout=10).status_code in (200, 202)
+            return str(submitted.json()["task_id"])
+
+        with ThreadPoolExecutor(8) as clients:
+            task_ids = set(clients.map(submit_and_poll, range(40)))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        reader.join(timeout=10)
+
+    # THEN each "task accepted" line names the submit function and the task it accepted, once per task: no line
+    # carries another invocation's Lambda context or correlation id, as it would were they to share a Logger
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    accepted = [record for record in records if record.get("message") == "task accepted"]
+    assert sorted(record["correlation_id"] for record in accepted) == sorted(task_ids)
+    assert {record["function_name"] for record in accepted} == {"SubmitFunction"}
+    assert len({record["function_request_id"] for record in accepted}) == len(task_ids)
 
 
 def test_samcli_internals_devstack_relies_on() -> None:

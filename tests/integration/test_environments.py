@@ -1,0 +1,130 @@
+"""The local stack's execution environments for the API's functions: a process per environment, one invocation at
+a time in each, as Lambda runs them (devstack.environments)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.environments import EnvironmentConfig, EnvironmentPool, ProcessLambdaRunner
+from devstack.template import FunctionSpec
+
+PROBE = FunctionSpec(
+    name="ProbeFunction",
+    handler="tests.support.environment_handlers.handler",
+    timeout=3,
+    memory=128,
+    environment={},
+)
+
+
+class Captured:
+    """samcli's stdout stream for a function's answer."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write_str(self, text: str) -> None:
+        self.text += text
+
+
+@pytest.fixture
+def runner() -> Iterator[ProcessLambdaRunner]:
+    pool = EnvironmentPool(EnvironmentConfig(spec=PROBE, environment={}, task_modules=(), log_level=30))
+    pool.add_ready(pool.launch(1))
+    runner = ProcessLambdaRunner({PROBE.name: pool})
+    yield runner
+    runner.stop()
+
+
+def invoke(runner: ProcessLambdaRunner, event: dict[str, Any]) -> Any:
+    captured = Captured()
+    runner.invoke(PROBE.name, json.dumps(event), stdout=captured)
+    return json.loads(captured.text)
+
+
+def test_concurrent_invocations_run_in_processes_of_their_own_and_later_ones_reuse_them(
+    runner: ProcessLambdaRunner,
+) -> None:
+    # GIVEN one environment started ahead
+    (first_pid,) = runner.pids
+    assert first_pid != os.getpid()
+
+    # WHEN two invocations overlap
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: invoke(runner, {"seconds": 0.5}), range(2)))
+
+    # THEN each ran in a process of its own (the second a cold start), with the function's context
+    pids = {answer["pid"] for answer in answers}
+    assert len(pids) == 2
+    assert first_pid in pids
+    assert set(runner.pids) == pids
+    assert {answer["function_name"] for answer in answers} == {"ProbeFunction"}
+    assert len({answer["request_id"] for answer in answers}) == 2
+
+    # WHEN invoked again, one at a time THEN warm: the same processes, whose module state carried over
+    again = [invoke(runner, {}) for _ in range(3)]
+    assert {answer["pid"] for answer in again} <= pids
+    assert all(answer["invocation"] >= 2 for answer in again)
+
+
+def test_a_handler_error_is_lambdas_error_payload_and_its_environment_serves_on(runner: ProcessLambdaRunner) -> None:
+    (pid,) = runner.pids
+
+    failed = invoke(runner, {"action": "raise"})
+
+    assert failed["errorType"] == "ValueError"
+    assert failed["errorMessage"] == "the handler failed"
+    assert invoke(runner, {})["pid"] == pid
+
+
+def test_an_environment_whose_process_ends_is_reported_and_replaced(runner: ProcessLambdaRunner) -> None:
+    (pid,) = runner.pids
+
+    # WHEN the handler ends its process
+    failed = invoke(runner, {"action": "exit"})
+
+    # THEN the invocation fails as Lambda reports a runtime that exited, and that environment is gone
+    assert failed["errorType"] == "Runtime.ExitError"
+    assert runner.pids == []
+    assert not Path(f"/proc/{pid}").exists()
+    # AND the next invocation starts a new one
+    answer = invoke(runner, {})
+    assert answer["pid"] != pid
+    assert answer["invocation"] == 1
+    assert runner.pids == [answer["pid"]]
+
+
+def test_stop_ends_every_environment(runner: ProcessLambdaRunner) -> None:
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda _: invoke(runner, {"seconds": 0.3}), range(2)))
+    pids = runner.pids
+    assert len(pids) == 2
+
+    runner.stop()
+
+    assert runner.pids == []
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def test_a_function_whose_init_fails_answers_lambdas_init_error() -> None:
+    # GIVEN a function whose handler's module does not exist
+    broken = FunctionSpec(
+        name="BrokenFunction", handler="tests.support.no_such_module.handler", timeout=3, memory=128, environment={}
+    )
+    pool = EnvironmentPool(EnvironmentConfig(spec=broken, environment={}, task_modules=(), log_level=30))
+    runner = ProcessLambdaRunner({broken.name: pool})
+    try:
+        # WHEN invoked THEN its environment's init fails as in Lambda, and leaves nothing behind
+        captured = Captured()
+        runner.invoke(broken.name, json.dumps({}), stdout=captured)
+        assert json.loads(captured.text)["errorType"] == "Runtime.InitError"
+        assert runner.pids == []
+    finally:
+        runner.stop()
