@@ -72,11 +72,11 @@ def _serve(
         except EOFError:
             return  # the parent closed its end: stopping
         try:
-            response = function.invoke(json.loads(event))
-        except Exception as error:
+            answer = json.dumps(function.invoke(json.loads(event)))
+        except Exception as error:  # the handler's, or an answer that is not JSON: Lambda's error payload
             logger.exception("%s failed", config.spec.name)
-            response = error_payload(error)
-        invocations.send_bytes(json.dumps(response).encode())
+            answer = json.dumps(error_payload(error))
+        invocations.send_bytes(answer.encode())
 
 
 class ExecutionEnvironment:

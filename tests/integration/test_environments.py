@@ -81,6 +81,7 @@ def test_a_handler_error_is_lambdas_error_payload_and_its_environment_serves_on(
 
     assert failed["errorType"] == "ValueError"
     assert failed["errorMessage"] == "the handler failed"
+    assert invoke(runner, {"action": "unanswerable"})["errorType"] == "TypeError"  # an answer that is not JSON
     assert invoke(runner, {})["pid"] == pid
 
 

@@ -15,6 +15,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     action = event.get("action")
     if action == "raise":
         raise ValueError("the handler failed")
+    if action == "unanswerable":
+        return {"not JSON": object()}
     if action == "exit":
         os._exit(3)  # as a handler killed for its memory, or one that calls sys.exit, ends the runtime
     time.sleep(event.get("seconds", 0))
