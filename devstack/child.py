@@ -105,6 +105,15 @@ class ChildProcess:
         """Tell the child to stop without waiting: several children stop side by side, then stop() each."""
         self._stop.set()
 
+    def terminate(self) -> None:
+        """Stop the child now (SIGTERM), without asking it first."""
+        if self._process is None:
+            return
+        with contextlib.suppress(OSError):
+            self._process.terminate()
+        self._process.join(timeout=5)
+        self._process = None
+
     def stop(self) -> None:
         if self._process is None:
             return

@@ -1,6 +1,6 @@
 """The API's functions in execution environments of their own, as Lambda runs them: one process per environment,
 one invocation at a time in each, environments started when every existing one is busy (a cold start) and kept
-for the next invocation (warm).
+for the next invocation (warm), an invocation stopped at the function's timeout (its environment with it).
 
 In the API's own process, concurrent invocations would share what Lambda never shares between them: the module
 state of `core` (Powertools' Logger with its correlation id and Lambda context keys, Metrics' metric set, the
@@ -47,6 +47,10 @@ class EnvironmentConfig:
 
 class EnvironmentExited(Exception):
     """The environment's process ended during an invocation (the handler exited the interpreter, or was killed)."""
+
+
+class EnvironmentTimedOut(Exception):
+    """The invocation ran past the function's timeout: its environment was stopped, as Lambda stops it."""
 
 
 class EnvironmentStartFailed(Exception):
@@ -104,12 +108,20 @@ class ExecutionEnvironment:
         self.pid = self._child.wait_ready()
         return self
 
-    def invoke(self, event: str) -> str:
+    def invoke(self, event: str, timeout: float) -> str:
         try:
             self._connection.send_bytes(event.encode())
+            if not self._connection.poll(timeout):
+                raise EnvironmentTimedOut(f"Task timed out after {timeout:.2f} seconds")
             return self._connection.recv_bytes().decode()
         except (EOFError, OSError) as error:
             raise EnvironmentExited(f"the process of this execution environment (pid {self.pid}) exited") from error
+
+    def kill(self) -> None:
+        """End the process now, whatever it is running."""
+        with contextlib.suppress(OSError):
+            self._connection.close()
+        self._child.terminate()
 
     def request_stop(self) -> None:
         self._child.request_stop()
@@ -154,10 +166,14 @@ class EnvironmentPool:
     def invoke(self, event: str) -> str:
         environment = self._take()
         try:
-            answer = environment.invoke(event)
+            answer = environment.invoke(event, timeout=self._config.spec.timeout)
         except EnvironmentExited:
             self._forget(environment)
             environment.stop()
+            raise
+        except EnvironmentTimedOut:
+            self._forget(environment)
+            environment.kill()
             raise
         with self._lock:
             self._idle.append(environment)
@@ -209,6 +225,10 @@ class ProcessLambdaRunner(LambdaRunner):
             logger.error("%s: %s", function_identifier, error)
             # What Lambda reports when the runtime's process ends during an invocation.
             return json.dumps({"errorType": "Runtime.ExitError", "errorMessage": f"Runtime exited: {error}"})
+        except EnvironmentTimedOut as error:
+            logger.error("%s: %s", function_identifier, error)
+            # What Lambda reports when it stops an invocation at the function's timeout.
+            return json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": str(error)})
         except EnvironmentStartFailed as error:
             logger.error("%s: %s", function_identifier, error)
             # What Lambda reports when a function's init phase fails (its handler's module does not import).

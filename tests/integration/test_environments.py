@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -127,5 +128,34 @@ def test_a_function_whose_init_fails_answers_lambdas_init_error() -> None:
         runner.invoke(broken.name, json.dumps({}), stdout=captured)
         assert json.loads(captured.text)["errorType"] == "Runtime.InitError"
         assert runner.pids == []
+    finally:
+        runner.stop()
+
+
+def test_an_invocation_past_the_functions_timeout_is_stopped_with_its_environment() -> None:
+    # GIVEN a function with a one-second timeout, one environment started
+    quick = FunctionSpec(name="QuickFunction", handler=PROBE.handler, timeout=1, memory=128, environment={})
+    pool = EnvironmentPool(EnvironmentConfig(spec=quick, environment={}, task_modules=(), log_level=30))
+    pool.add_ready(pool.launch(1))
+    runner = ProcessLambdaRunner({quick.name: pool})
+    try:
+        (pid,) = runner.pids
+
+        # WHEN an invocation runs for longer
+        started = time.monotonic()
+        captured = Captured()
+        runner.invoke(quick.name, json.dumps({"seconds": 30}), stdout=captured)
+
+        # THEN it is answered at the timeout as Lambda answers, and its environment's process is gone
+        assert time.monotonic() - started < 10
+        failed = json.loads(captured.text)
+        assert failed["errorType"] == "Sandbox.Timedout"
+        assert "timed out after 1.00 seconds" in failed["errorMessage"]
+        assert runner.pids == []
+        assert not Path(f"/proc/{pid}").exists()
+        # AND the next invocation gets a new environment
+        captured = Captured()
+        runner.invoke(quick.name, json.dumps({}), stdout=captured)
+        assert json.loads(captured.text)["pid"] not in (pid, os.getpid())
     finally:
         runner.stop()
