@@ -67,6 +67,16 @@ class ChildProcess:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
+    @property
+    def sentinel(self) -> int:
+        if self._process is None:
+            raise RuntimeError(f"{self._description} was not launched")
+        return self._process.sentinel
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._process.exitcode if self._process is not None else None
+
     def start(self) -> Any:
         """Start the child; what it sent on `ready`. RuntimeError (the child stopped) when it does not get there."""
         self.launch()

@@ -106,6 +106,8 @@ class SqsEventSource:
         ]
         self.invocations = 0
         self.errors = 0
+        # When each poller's running invocation started (monotonic seconds), by thread.
+        self._started: dict[int, float] = {}
 
     def start(self) -> None:
         for thread in self._threads:
@@ -117,6 +119,19 @@ class SqsEventSource:
         deadline = time.monotonic() + LONG_POLL_SECONDS + self._drain_seconds
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+    def fault(self) -> str | None:
+        """What would make Lambda end this execution environment: an invocation past the function's timeout, or
+        a poller that ended (the handler raised SystemExit, say). None while all is well."""
+        if self._stopping.is_set():
+            return None
+        timeout = self._function.spec.timeout
+        now = time.monotonic()
+        if any(now - started > timeout for started in list(self._started.values())):
+            return f"{self._function.spec.name}: Task timed out after {timeout:.2f} seconds"
+        if not all(thread.is_alive() for thread in self._threads):
+            return f"{self._function.spec.name}: the runtime exited during an invocation"
+        return None
 
     def _poll(self) -> None:
         while not self._stopping.is_set():
@@ -154,6 +169,8 @@ class SqsEventSource:
     def _invoke(self, batch: list[MessageTypeDef]) -> None:
         event = {"Records": [sqs_record(message, self._queue_arn) for message in batch]}
         self.invocations += 1
+        thread = threading.get_ident()
+        self._started[thread] = time.monotonic()
         try:
             response = self._function.invoke(event)
         except Exception:
@@ -162,6 +179,8 @@ class SqsEventSource:
                 "%s invocation failed; its %d messages will be delivered again", self._function.spec.name, len(batch)
             )
             return
+        finally:
+            self._started.pop(thread, None)
         failed = self._failed_ids(response, batch)
         done = [m for m in batch if m["MessageId"] not in failed]
         for start in range(0, len(done), SQS_MAX_BATCH):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+import multiprocessing.connection
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +21,7 @@ from devstack.event_source import SqsEventSource, start_event_sources
 from devstack.lambdas import InProcessLambdaRunner, LambdaFunction, LambdaRunner
 from devstack.resources import LocalResources, create_resources
 from devstack.template import DEFAULT_TEMPLATE, REGION, SamApp, load_sam_app
+from devstack.worker_process import WorkerConfig, WorkerProcess
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -26,7 +29,6 @@ if TYPE_CHECKING:
 
     from devstack.api import ApiServer
     from devstack.environments import ProcessLambdaRunner
-    from devstack.worker_process import WorkerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +107,8 @@ class LocalStack:
         self._api_runner: ProcessLambdaRunner | None = None
         self._event_sources: list[SqsEventSource] = []
         self._worker_processes: list[WorkerProcess] = []
+        self._worker_supervisor: threading.Thread | None = None
+        self._stopping_workers = threading.Event()
         self._saved_environ: dict[str, str | None] = {}
         self.resources: LocalResources
         self.sam_app: SamApp
@@ -188,6 +192,10 @@ class LocalStack:
         for source in self._event_sources:
             source.stop()
         self._event_sources = []
+        self._stopping_workers.set()
+        if self._worker_supervisor is not None:
+            self._worker_supervisor.join(timeout=70)  # it may be starting a replacement
+            self._worker_supervisor = None
         for worker in self._worker_processes:
             worker.request_stop()  # all drain at once
         for worker in self._worker_processes:
@@ -285,8 +293,6 @@ class LocalStack:
                 self.functions.values(), self.resources, self.sqs, concurrency=self.worker_concurrency
             )
             return
-        from devstack.worker_process import WorkerConfig, WorkerProcess
-
         assert self.endpoint_url is not None
         config = WorkerConfig(
             functions=self.sam_app.functions,
@@ -303,6 +309,28 @@ class LocalStack:
             worker.launch()
         for worker in self._worker_processes:
             worker.wait_ready()
+        self._stopping_workers.clear()
+        self._worker_supervisor = threading.Thread(
+            target=self._supervise_workers, args=(config,), name="worker-supervisor", daemon=True
+        )
+        self._worker_supervisor.start()
+
+    def _supervise_workers(self, config: WorkerConfig) -> None:
+        """Another worker process for each one that ends on its own (an invocation past its timeout, a task that
+        exits its process or crashes it), as Lambda starts a new execution environment; until the stack stops."""
+        while not self._stopping_workers.is_set():
+            workers = list(self._worker_processes)
+            ended = multiprocessing.connection.wait([worker.sentinel for worker in workers], timeout=0.5)
+            for index, worker in enumerate(workers):
+                if worker.sentinel not in ended or self._stopping_workers.is_set():
+                    continue
+                logger.warning(
+                    "the worker process %s ended (exit code %s); starting another", worker.pid, worker.exitcode
+                )
+                worker.stop()
+                replacement = WorkerProcess(config)
+                replacement.start()
+                self._worker_processes[index] = replacement
 
     def _set_environ(self, values: Mapping[str, str]) -> None:
         for key, value in values.items():

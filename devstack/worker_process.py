@@ -11,6 +11,7 @@ the worker in the API's process, 38 to 44 tasks/s and 1.5 polls with the worker 
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -21,10 +22,14 @@ from devstack.child import ChildProcess, start_function_process
 from devstack.resources import LocalResources
 from devstack.template import REGION, FunctionSpec
 
+logger = logging.getLogger(__name__)
+
 STARTUP_TIMEOUT_SECONDS = 60
 # Beyond the event sources' own drain time (a long poll, then running invocations).
 STOP_TIMEOUT_SECONDS = 10
-PARENT_CHECK_SECONDS = 1.0
+# How often the process checks for its parent, its invocations' timeouts and its pollers.
+WATCH_SECONDS = 0.25
+EXIT_FAULT = 70
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,14 @@ def _serve(config: WorkerConfig, ready: multiprocessing.connection.Connection, s
     ready.send(len(sources))
     parent = os.getppid()
     # Until told to stop, or orphaned: a parent killed outright (SIGKILL) never says so.
-    while not stop.wait(PARENT_CHECK_SECONDS) and os.getppid() == parent:
-        pass
+    while not stop.wait(WATCH_SECONDS) and os.getppid() == parent:
+        for source in sources:
+            fault = source.fault()
+            if fault is not None:
+                # As Lambda ends an execution environment whose invocation timed out or whose runtime exited: the
+                # batch's messages reappear after the visibility timeout, and the stack starts another process.
+                logger.error("%s; this execution environment ends", fault)
+                os._exit(EXIT_FAULT)
     for source in sources:
         source.stop()
 
@@ -76,6 +87,15 @@ class WorkerProcess:
     @property
     def pid(self) -> int | None:
         return self._child.pid
+
+    @property
+    def sentinel(self) -> int:
+        """Ready (multiprocessing.connection.wait) once the process has ended."""
+        return self._child.sentinel
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._child.exitcode
 
     def start(self) -> WorkerProcess:
         self.launch()

@@ -1,0 +1,62 @@
+"""The local stack's worker processes, as `make run` runs them: one that Lambda would end (an invocation past its
+timeout, a runtime that exits) ends, and another takes its place.
+
+Not among the e2e tests: each test here starts a stack of its own in this process, which must not run beside the
+e2e package's stack (both set the functions' environment in os.environ)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from devstack import LocalStack
+from devstack.template import DEFAULT_TEMPLATE
+from tests.e2e.e2e_support import wait_until
+
+
+def _worker_replaced(stack: LocalStack, before: list[int]) -> bool:
+    pids = stack.worker_pids
+    return len(pids) == len(before) and pids != before
+
+
+@pytest.mark.parametrize(
+    ("task", "inputs", "worker_timeout"),
+    [
+        pytest.param("exit-runtime", {}, None, id="the task exits its runtime"),
+        pytest.param("nap", {"seconds": 2}, 1, id="the task runs past the worker's timeout"),
+    ],
+)
+def test_a_worker_process_that_lambda_would_end_is_ended_and_replaced(
+    tmp_path: Path, task: str, inputs: dict[str, Any], worker_timeout: int | None
+) -> None:
+    # GIVEN the stack with its worker in processes, a template whose worker times out after `worker_timeout`
+    template = DEFAULT_TEMPLATE
+    if worker_timeout is not None:
+        text = DEFAULT_TEMPLATE.read_text()
+        assert text.count("      Timeout: 60\n") == 1  # the worker's
+        template = tmp_path / "template.yaml"
+        template.write_text(text.replace("      Timeout: 60\n", f"      Timeout: {worker_timeout}\n"))
+    stack = LocalStack(
+        template=template,
+        port=0,
+        env={"MULTIPLY_DELAY_SECONDS": "0"},
+        visibility_timeout=60,
+        task_modules=["tests.support.extra_tasks", "tests.support.crashing_tasks"],
+    )
+    with stack:
+        before = stack.worker_pids
+
+        # WHEN a task ends its worker's execution environment
+        submitted = requests.post(f"{stack.api_url}/{task}", json=inputs, timeout=10)
+        assert submitted.status_code == 202, submitted.text
+
+        # THEN that process ends and another takes its place
+        assert wait_until(lambda: _worker_replaced(stack, before), timeout=30)
+        # AND the stack runs tasks as before
+        multiply = requests.post(f"{stack.api_url}/multiply", json={"x": 6, "y": 7}, timeout=10)
+        location = f"{stack.api_url}{multiply.headers['Location']}"
+        result = wait_until(lambda: (r := requests.get(location, timeout=10)).status_code == 200 and r.json())
+        assert result["result"] == 42
