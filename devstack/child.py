@@ -131,7 +131,4 @@ class ChildProcess:
         self._process.join(timeout=self._stop_timeout)
         if self._process.is_alive():
             logger.warning("%s did not stop in %g s; terminating it", self._description, self._stop_timeout)
-            with contextlib.suppress(OSError):
-                self._process.terminate()
-            self._process.join(timeout=5)
-        self._process = None
+        self.terminate()

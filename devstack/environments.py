@@ -68,8 +68,11 @@ def _serve(
     function.initialize()  # the init phase: the handler's module imported before the first invocation
     ready.send(os.getpid())
     parent = os.getppid()
-    while not stop.is_set() and os.getppid() == parent:
+    while True:
         if not invocations.poll(PARENT_CHECK_SECONDS):
+            # Idle: told to stop, or orphaned (a parent killed outright never closes its end)?
+            if stop.is_set() or os.getppid() != parent:
+                return
             continue
         try:
             event = invocations.recv_bytes()

@@ -3,6 +3,7 @@ a time in each, as Lambda runs them (devstack.environments)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -35,18 +36,29 @@ class Captured:
         self.text += text
 
 
+@contextlib.contextmanager
+def running(spec: FunctionSpec, started: int = 1) -> Iterator[ProcessLambdaRunner]:
+    """A runner of `spec` alone, with `started` environments started ahead; all stopped on exit."""
+    pool = EnvironmentPool(EnvironmentConfig(spec=spec, environment={}, task_modules=(), log_level=30))
+    runner = ProcessLambdaRunner({spec.name: pool})
+    try:
+        pool.add_ready(pool.launch(started))
+        yield runner
+    finally:
+        runner.stop()
+
+
 @pytest.fixture
 def runner() -> Iterator[ProcessLambdaRunner]:
-    pool = EnvironmentPool(EnvironmentConfig(spec=PROBE, environment={}, task_modules=(), log_level=30))
-    pool.add_ready(pool.launch(1))
-    runner = ProcessLambdaRunner({PROBE.name: pool})
-    yield runner
-    runner.stop()
+    with running(PROBE) as runner:
+        yield runner
 
 
 def invoke(runner: ProcessLambdaRunner, event: dict[str, Any]) -> Any:
+    """The answer, as samcli reads it, of the runner's one function."""
+    (name,) = runner.pools
     captured = Captured()
-    runner.invoke(PROBE.name, json.dumps(event), stdout=captured)
+    runner.invoke(name, json.dumps(event), stdout=captured)
     return json.loads(captured.text)
 
 
@@ -120,42 +132,27 @@ def test_a_function_whose_init_fails_answers_lambdas_init_error() -> None:
     broken = FunctionSpec(
         name="BrokenFunction", handler="tests.support.no_such_module.handler", timeout=3, memory=128, environment={}
     )
-    pool = EnvironmentPool(EnvironmentConfig(spec=broken, environment={}, task_modules=(), log_level=30))
-    runner = ProcessLambdaRunner({broken.name: pool})
-    try:
+    with running(broken, started=0) as runner:
         # WHEN invoked THEN its environment's init fails as in Lambda, and leaves nothing behind
-        captured = Captured()
-        runner.invoke(broken.name, json.dumps({}), stdout=captured)
-        assert json.loads(captured.text)["errorType"] == "Runtime.InitError"
+        assert invoke(runner, {})["errorType"] == "Runtime.InitError"
         assert runner.pids == []
-    finally:
-        runner.stop()
 
 
 def test_an_invocation_past_the_functions_timeout_is_stopped_with_its_environment() -> None:
     # GIVEN a function with a one-second timeout, one environment started
     quick = FunctionSpec(name="QuickFunction", handler=PROBE.handler, timeout=1, memory=128, environment={})
-    pool = EnvironmentPool(EnvironmentConfig(spec=quick, environment={}, task_modules=(), log_level=30))
-    pool.add_ready(pool.launch(1))
-    runner = ProcessLambdaRunner({quick.name: pool})
-    try:
+    with running(quick) as runner:
         (pid,) = runner.pids
 
         # WHEN an invocation runs for longer
         started = time.monotonic()
-        captured = Captured()
-        runner.invoke(quick.name, json.dumps({"seconds": 30}), stdout=captured)
+        failed = invoke(runner, {"seconds": 30})
 
         # THEN it is answered at the timeout as Lambda answers, and its environment's process is gone
         assert time.monotonic() - started < 10
-        failed = json.loads(captured.text)
         assert failed["errorType"] == "Sandbox.Timedout"
         assert "timed out after 1.00 seconds" in failed["errorMessage"]
         assert runner.pids == []
         assert not Path(f"/proc/{pid}").exists()
         # AND the next invocation gets a new environment
-        captured = Captured()
-        runner.invoke(quick.name, json.dumps({}), stdout=captured)
-        assert json.loads(captured.text)["pid"] not in (pid, os.getpid())
-    finally:
-        runner.stop()
+        assert invoke(runner, {})["pid"] not in (pid, os.getpid())
