@@ -12,6 +12,7 @@ import multiprocessing.connection
 import os
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -21,8 +22,27 @@ from devstack.output import line_buffered
 logger = logging.getLogger(__name__)
 
 # The child's target is called as target(*args, ready, stop): it sends one value on `ready` once it serves, and
-# returns soon after `stop` (a multiprocessing Event) is set.
+# returns soon after `stop` (a StopSignal) is set.
 Target = Callable[..., None]
+
+
+class StopSignal:
+    """The parent's request that its child stop, as the child sees it: the read end of a pipe whose other end the
+    parent closes to ask (or closes by dying). Set once the parent has closed it.
+
+    Not a multiprocessing Event: a child killed while it waited on one (SIGKILL, the OOM killer, a SIGTERM sent to
+    the whole process group) stays counted among the Event's sleepers, and the parent's next set() then waits for
+    it to wake, forever. Closing a pipe never waits for the other end."""
+
+    def __init__(self, reader: multiprocessing.connection.Connection) -> None:
+        self._reader = reader
+
+    def is_set(self) -> bool:
+        return self._reader.poll()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once stopping is asked (or the parent is gone), False when `timeout` seconds pass first."""
+        return self._reader.poll(timeout)
 
 
 def start_function_process(environment: Mapping[str, str], task_modules: Iterable[str], log_level: int) -> None:
@@ -53,7 +73,8 @@ class ChildProcess:
     ) -> None:
         # spawn, not fork: the parent runs threads, and a forked child would inherit their locks.
         self._context = multiprocessing.get_context("spawn")
-        self._stop = self._context.Event()
+        self._stop_writer: multiprocessing.connection.Connection | None = None
+        self._stop_lock = threading.Lock()  # the supervisor and the stack's stop() may both ask
         self._target = target
         self._args = args
         self._name = name
@@ -75,7 +96,13 @@ class ChildProcess:
 
     @property
     def exitcode(self) -> int | None:
-        return self._process.exitcode if self._process is not None else None
+        """The child's exit code once it has ended, None while it runs."""
+        if self._process is None:
+            return None
+        if self._process.exitcode is None:
+            # Its sentinel is ready a moment before its end can be reaped.
+            self._process.join(timeout=0.1)
+        return self._process.exitcode
 
     def start(self) -> Any:
         """Start the child; what it sent on `ready`. RuntimeError (the child stopped) when it does not get there."""
@@ -85,11 +112,16 @@ class ChildProcess:
     def launch(self) -> None:
         """Start the child without waiting for it: several children start side by side, then wait_ready()."""
         self._receiver, sender = self._context.Pipe(duplex=False)
+        stop_reader, self._stop_writer = self._context.Pipe(duplex=False)
         self._process = self._context.Process(
-            target=self._target, args=(*self._args, sender, self._stop), name=self._name, daemon=True
+            target=self._target,
+            args=(*self._args, sender, StopSignal(stop_reader)),
+            name=self._name,
+            daemon=True,
         )
         self._process.start()
-        sender.close()
+        sender.close()  # the child holds its own copies of both ends it uses
+        stop_reader.close()
 
     def wait_ready(self) -> Any:
         receiver = self._receiver
@@ -113,10 +145,14 @@ class ChildProcess:
 
     def request_stop(self) -> None:
         """Tell the child to stop without waiting: several children stop side by side, then stop() each."""
-        self._stop.set()
+        with self._stop_lock:
+            writer, self._stop_writer = self._stop_writer, None
+        if writer is not None:
+            writer.close()
 
     def terminate(self) -> None:
         """Stop the child now (SIGTERM), without asking it first."""
+        self.request_stop()
         if self._process is None:
             return
         with contextlib.suppress(OSError):
@@ -127,7 +163,7 @@ class ChildProcess:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._stop.set()
+        self.request_stop()
         self._process.join(timeout=self._stop_timeout)
         if self._process.is_alive():
             logger.warning("%s did not stop in %g s; terminating it", self._description, self._stop_timeout)

@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from typing import Any
 
-from devstack.child import ChildProcess
+from devstack.child import ChildProcess, StopSignal
 
 STARTUP_TIMEOUT_SECONDS = 30
 
@@ -603,7 +603,7 @@ def _preserve_underscored_headers(environ: dict[str, Any], headers: list[tuple[s
     environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = names
 
 
-def _serve(host: str, ready: multiprocessing.connection.Connection, stop: Any) -> None:
+def _serve(host: str, ready: multiprocessing.connection.Connection, stop: StopSignal) -> None:
     _speed_up_moto()
     _make_dynamodb_atomic()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app

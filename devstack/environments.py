@@ -21,11 +21,10 @@ import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from samcli.local.lambdafn.exceptions import FunctionNotFound
 
-from devstack.child import ChildProcess, start_function_process
+from devstack.child import ChildProcess, StopSignal, start_function_process
 from devstack.lambdas import LambdaFunction, LambdaRunner, error_payload
 from devstack.template import FunctionSpec
 
@@ -61,7 +60,7 @@ def _serve(
     config: EnvironmentConfig,
     invocations: multiprocessing.connection.Connection,
     ready: multiprocessing.connection.Connection,
-    stop: Any,
+    stop: StopSignal,
 ) -> None:
     start_function_process(config.environment, config.task_modules, config.log_level)
     function = LambdaFunction(config.spec)
@@ -70,7 +69,7 @@ def _serve(
     parent = os.getppid()
     while True:
         if not invocations.poll(PARENT_CHECK_SECONDS):
-            # Idle: told to stop, or orphaned (a parent killed outright never closes its end)?
+            # Idle: told to stop, or orphaned?
             if stop.is_set() or os.getppid() != parent:
                 return
             continue

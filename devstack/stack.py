@@ -183,6 +183,7 @@ class LocalStack:
             self._api.start()
 
     def stop(self) -> None:
+        self._stopping_workers.set()  # no replacements for worker processes that end from now on
         if self._api is not None:
             self._api.stop()
             self._api = None
@@ -192,7 +193,6 @@ class LocalStack:
         for source in self._event_sources:
             source.stop()
         self._event_sources = []
-        self._stopping_workers.set()
         if self._worker_supervisor is not None:
             self._worker_supervisor.join(timeout=70)  # it may be starting a replacement
             self._worker_supervisor = None

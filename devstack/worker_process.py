@@ -16,9 +16,8 @@ import multiprocessing
 import multiprocessing.connection
 import os
 from dataclasses import dataclass
-from typing import Any
 
-from devstack.child import ChildProcess, start_function_process
+from devstack.child import ChildProcess, StopSignal, start_function_process
 from devstack.resources import LocalResources
 from devstack.template import REGION, FunctionSpec
 
@@ -44,7 +43,7 @@ class WorkerConfig:
     log_level: int
 
 
-def _serve(config: WorkerConfig, ready: multiprocessing.connection.Connection, stop: Any) -> None:
+def _serve(config: WorkerConfig, ready: multiprocessing.connection.Connection, stop: StopSignal) -> None:
     start_function_process(config.environment, config.task_modules, config.log_level)
     import boto3
 
@@ -56,7 +55,7 @@ def _serve(config: WorkerConfig, ready: multiprocessing.connection.Connection, s
     sources = start_event_sources(functions, config.resources, sqs, concurrency=config.concurrency)
     ready.send(len(sources))
     parent = os.getppid()
-    # Until told to stop, or orphaned: a parent killed outright (SIGKILL) never says so.
+    # Until told to stop, or orphaned.
     while not stop.wait(WATCH_SECONDS) and os.getppid() == parent:
         for source in sources:
             fault = source.fault()

@@ -53,8 +53,11 @@ def test_env_vars_file_matches_template_variables(local_stack: LocalStack | None
     assert generated["WorkerFunction"]["AWS_ENDPOINT_URL"].startswith(f"http://{DOCKER_HOST}:")
 
 
-def start_devstack(*args: str, ready: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
-    """`python -m devstack ARGS` as `make run` starts it; the process and its output up to the line `ready`."""
+def start_devstack(
+    *args: str, ready: str, env: dict[str, str] | None = None, new_session: bool = False
+) -> tuple[subprocess.Popen[str], str]:
+    """`python -m devstack ARGS` as `make run` starts it; the process and its output up to the line `ready`.
+    new_session: in a process group of its own, as a terminal's job or a service manager's unit runs it."""
     environment = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack", *args],
@@ -63,6 +66,7 @@ def start_devstack(*args: str, ready: str, env: dict[str, str] | None = None) ->
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=new_session,
     )
     assert process.stdout is not None
     lines = []
@@ -122,6 +126,26 @@ def test_make_run_serves_tasks_with_the_worker_in_its_own_process_and_stops_clea
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     # (multiprocessing's resource tracker, a child too, exits on its own once its parent has)
+    assert wait_until(lambda: not [pid for pid in children if Path(f"/proc/{pid}").exists()], timeout=10)
+
+
+def test_make_run_stops_when_its_whole_process_group_gets_sigterm() -> None:
+    # GIVEN `python -m devstack` in a process group of its own
+    process, output = start_devstack("--port", "0", ready="API ready", new_session=True)
+    try:
+        assert "API ready" in output, output
+        children = _children(process.pid)
+
+        # WHEN the whole group gets SIGTERM, as `kill -- -PGID` or a service manager stopping its unit sends it: its
+        # children end at once, the emulator and the idle workers while they wait for their stop signal
+        os.killpg(process.pid, signal.SIGTERM)
+
+        # THEN it stops all the same (it used to wait forever on a dead worker's multiprocessing Event)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     assert wait_until(lambda: not [pid for pid in children if Path(f"/proc/{pid}").exists()], timeout=10)
 
 

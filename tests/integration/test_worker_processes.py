@@ -6,6 +6,8 @@ e2e package's stack (both set the functions' environment in os.environ)."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,25 @@ def test_a_worker_process_that_lambda_would_end_is_ended_and_replaced(
         assert submitted.status_code == 202, submitted.text
 
         # THEN that process ends and another takes its place
+        assert wait_until(lambda: _worker_replaced(stack, before), timeout=30)
+        # AND the stack runs tasks as before
+        multiply = requests.post(f"{stack.api_url}/multiply", json={"x": 6, "y": 7}, timeout=10)
+        location = f"{stack.api_url}{multiply.headers['Location']}"
+        result = wait_until(lambda: (r := requests.get(location, timeout=10)).status_code == 200 and r.json())
+        assert result["result"] == 42
+
+
+def test_a_worker_process_killed_from_outside_is_replaced() -> None:
+    # GIVEN the stack with its worker in processes (the killed process's long poll, still open in the emulator for up
+    # to a second, may take the next message, as SQS would: it comes back after this visibility timeout)
+    stack = LocalStack(port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}, visibility_timeout=2)
+    with stack:
+        before = stack.worker_pids
+
+        # WHEN one is killed while idle, as the OOM killer would (it was waiting for its stop signal)
+        os.kill(before[0], signal.SIGKILL)
+
+        # THEN another takes its place
         assert wait_until(lambda: _worker_replaced(stack, before), timeout=30)
         # AND the stack runs tasks as before
         multiply = requests.post(f"{stack.api_url}/multiply", json={"x": 6, "y": 7}, timeout=10)
