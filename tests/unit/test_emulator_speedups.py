@@ -84,7 +84,9 @@ def _dynamodb_answers(endpoint_url: str) -> list[Any]:
     names = {"#status": "status"}
     answers: list[Any] = []
 
-    def put(task_id: str, now: float) -> None:
+    def put(
+        task_id: str, now: float, condition: str = "attribute_not_exists(task_id) OR expires_at <= :now", **extra: Any
+    ) -> None:
         item = {
             "task_id": _s(task_id),
             "task": _s("multiply"),
@@ -102,9 +104,10 @@ def _dynamodb_answers(endpoint_url: str) -> list[Any]:
                 client.put_item,
                 TableName=table,
                 Item=item,
-                ConditionExpression="attribute_not_exists(task_id) OR expires_at <= :now",
+                ConditionExpression=condition,
                 ExpressionAttributeValues={":now": _n(now)},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **extra,
             )
         )
 
@@ -157,6 +160,11 @@ def _dynamodb_answers(endpoint_url: str) -> list[Any]:
     for task_id in ("t1", "t2"):  # the second time from the caches of parsed and validated expressions
         put(task_id, NOW)
         put(task_id, NOW)  # ConditionalCheckFailedException, with the item
+        put(task_id, NOW + 7200)  # the same condition with another value: the item has expired
+        # A condition that leaves a given name unused (moto answers a 500, not a ValidationException, to one that does
+        # not parse or names what is not given); a condition on a map and a list.
+        put(task_id, NOW, condition="attribute_exists(task_id)", ExpressionAttributeNames={"#unused": "status"})
+        put(task_id, NOW, "attribute_exists(meta.labels) AND size(tags) < :now")
         key = {"task_id": _s(task_id)}
         answers.append(_answer(client.get_item, TableName=table, Key=key))
         update(task_id, claim, claim_condition, claim_values)
