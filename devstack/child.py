@@ -48,9 +48,6 @@ class StopSignal:
 def start_function_process(environment: Mapping[str, str], task_modules: Iterable[str], log_level: int) -> None:
     """What a child that runs the functions does first: the functions' variables in os.environ, logs on stdout in
     whole lines, the test-only task modules imported."""
-    # Ctrl-C reaches every process of the terminal's group: the parent stops this one once its API has stopped,
-    # so that no invocation is cut short.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     line_buffered(sys.stdout)
     os.environ.update(environment)
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout)
@@ -58,6 +55,14 @@ def start_function_process(environment: Mapping[str, str], task_modules: Iterabl
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     for module in task_modules:
         importlib.import_module(module)
+
+
+def _run_child(target: Target, *args: Any) -> None:
+    # Ctrl-C reaches every process of the terminal's group: the parent stops its children itself, in order (the
+    # API before the functions behind it, the emulator last), so that no invocation is cut short and no call
+    # finds the emulator gone.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    target(*args)
 
 
 class ChildProcess:
@@ -114,8 +119,8 @@ class ChildProcess:
         self._receiver, sender = self._context.Pipe(duplex=False)
         stop_reader, self._stop_writer = self._context.Pipe(duplex=False)
         self._process = self._context.Process(
-            target=self._target,
-            args=(*self._args, sender, StopSignal(stop_reader)),
+            target=_run_child,
+            args=(self._target, *self._args, sender, StopSignal(stop_reader)),
             name=self._name,
             daemon=True,
         )

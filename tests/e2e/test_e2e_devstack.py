@@ -129,19 +129,32 @@ def test_make_run_serves_tasks_with_the_worker_in_its_own_process_and_stops_clea
     assert wait_until(lambda: not [pid for pid in children if Path(f"/proc/{pid}").exists()], timeout=10)
 
 
-def test_make_run_stops_when_its_whole_process_group_gets_sigterm() -> None:
-    # GIVEN `python -m devstack` in a process group of its own
+@pytest.mark.parametrize(
+    "signum",
+    [
+        # Ctrl-C in a terminal: the children leave it to their parent to stop them, in order.
+        pytest.param(signal.SIGINT, id="Ctrl-C"),
+        # `kill -- -PGID`, a service manager stopping its unit: the children end at once, the emulator and the idle
+        # workers while they wait for their stop signal (the stack used to wait forever on a dead worker's
+        # multiprocessing Event).
+        pytest.param(signal.SIGTERM, id="SIGTERM"),
+    ],
+)
+def test_make_run_stops_cleanly_when_its_whole_process_group_gets_a_signal(signum: int) -> None:
+    # GIVEN `python -m devstack` in a process group of its own, as a terminal's job
     process, output = start_devstack("--port", "0", ready="API ready", new_session=True)
     try:
         assert "API ready" in output, output
         children = _children(process.pid)
 
-        # WHEN the whole group gets SIGTERM, as `kill -- -PGID` or a service manager stopping its unit sends it: its
-        # children end at once, the emulator and the idle workers while they wait for their stop signal
-        os.killpg(process.pid, signal.SIGTERM)
+        # WHEN every process of the group gets the signal
+        os.killpg(process.pid, signum)
 
-        # THEN it stops all the same (it used to wait forever on a dead worker's multiprocessing Event)
+        # THEN the stack stops, with no process's traceback on the way
         assert process.wait(timeout=60) == 0
+        assert process.stdout is not None
+        rest = process.stdout.read()
+        assert "Traceback" not in rest, rest
     finally:
         if process.poll() is None:
             process.kill()
