@@ -11,6 +11,7 @@ from core.errors import MalformedRequest
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageRequestTypeDef
 
 
 class TaskMessage(msgspec.Struct, frozen=True):
@@ -30,7 +31,7 @@ class TaskMessage(msgspec.Struct, frozen=True):
 
 
 class TaskQueue(Protocol):
-    def send(self, message: TaskMessage) -> None: ...
+    def send(self, message: TaskMessage, delay_seconds: int = 0) -> None: ...
 
 
 class SqsTaskQueue:
@@ -38,9 +39,13 @@ class SqsTaskQueue:
         self._queue_url = queue_url
         self._client = client
 
-    def send(self, message: TaskMessage) -> None:
-        self._client.send_message(
-            QueueUrl=self._queue_url,
-            MessageBody=message.to_body(),
-            MessageAttributes={"task_id": {"DataType": "String", "StringValue": message.task_id}},
-        )
+    def send(self, message: TaskMessage, delay_seconds: int = 0) -> None:
+        """`delay_seconds`: hidden from the worker for that long (SQS allows up to 900)."""
+        request: SendMessageRequestTypeDef = {
+            "QueueUrl": self._queue_url,
+            "MessageBody": message.to_body(),
+            "MessageAttributes": {"task_id": {"DataType": "String", "StringValue": message.task_id}},
+        }
+        if delay_seconds:  # else the queue's own delay applies
+            request["DelaySeconds"] = delay_seconds
+        self._client.send_message(**request)

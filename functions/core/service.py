@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 IDEMPOTENCY_NAMESPACE = uuid.UUID("0b5c3f0e-8f2a-4c59-9d1e-6f1b8a3c2d47")
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 SECONDS_PER_DAY = 86_400
+# How long the message that an idempotent replay sends again for a still-queued task stays hidden: longer than the
+# submit function's Timeout (10 s in template.yaml; a test keeps it shorter than this), by when the first
+# submission has sent its message or stopped, and its task has been claimed (after a second's run) or finished.
+RESEND_DELAY_SECONDS = 15
 
 
 class Submission(msgspec.Struct, frozen=True):
@@ -91,15 +95,21 @@ class TaskService:
             existing = refused.current
             if existing is None or existing.request_hash != request_hash or existing.task != task_name:
                 raise Conflict("this Idempotency-Key was used before with a different request") from refused
+            if existing.status is TaskStatus.QUEUED:
+                # The first submission may have stopped between recording the task and sending its message (its
+                # function timed out in a slow send, or crashed), and then nothing would ever run the task: send it
+                # again, delayed, so that the first message, if there is one, is worked on first (the worker then
+                # drops the second as a duplicate, or holds the task under its lease) rather than run beside it.
+                self._enqueue(existing, delay_seconds=RESEND_DELAY_SECONDS)
             return Submission(existing.as_seen(now), replayed=True)
         self._enqueue(record)
         return Submission(record)
 
-    def _enqueue(self, record: TaskRecord) -> None:
+    def _enqueue(self, record: TaskRecord, delay_seconds: int = 0) -> None:
         if self._queue is None:
             raise RuntimeError("TaskService.submit needs a queue")
         try:
-            self._queue.send(TaskMessage(task_id=record.task_id, task=record.task))
+            self._queue.send(TaskMessage(task_id=record.task_id, task=record.task), delay_seconds)
         except (BotoCoreError, ClientError) as send_error:
             logger.error("could not enqueue task; removing its record", extra={"task_id": record.task_id})
             try:

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from msgspec.structs import replace
 
-from core import registry
+from core import registry, service
 from core.aws import dynamodb_client, sqs_client, task_store
 from core.queue import TaskMessage
 from core.records import TaskStatus
@@ -60,6 +60,35 @@ def test_idempotent_retry_after_a_send_failure_queues_the_task(driver: Driver) -
     retried = driver.submit("multiply", {"x": 2, "y": 3}, key)
 
     assert retried.status == 202
+    driver.deliver()
+    assert driver.get("multiply", retried.body["task_id"]).body["result"] == 6
+
+
+def test_idempotent_retry_after_a_submit_stopped_before_sending_runs_the_task(
+    driver: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "RESEND_DELAY_SECONDS", 1)  # 15 s in the service
+    # GIVEN a submission whose function stopped after recording the task, before its message was sent (a timeout in
+    # a slow send, a crash): the record is queued and no message will ever come
+    key = {"Idempotency-Key": "stopped-mid-submit"}
+
+    def stop(**_: Any) -> None:
+        raise RuntimeError("the function stopped here")
+
+    event = "before-call.sqs.SendMessage"
+    sqs_client().meta.events.register(event, stop)
+    try:
+        assert driver.submit("multiply", {"x": 2, "y": 3}, key).status == 500
+    finally:
+        sqs_client().meta.events.unregister(event, stop)
+    assert driver.queue_depth(driver.resources.queue_url) == 0
+
+    # WHEN the client retries with the same key
+    retried = driver.submit("multiply", {"x": 2, "y": 3}, key)
+
+    # THEN the same task is queued again, and runs
+    assert retried.status == 202
+    time.sleep(1.1)
     driver.deliver()
     assert driver.get("multiply", retried.body["task_id"]).body["result"] == 6
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from core import service
 from tests.support import extra_tasks
 from tests.support.driver import Driver
 
@@ -152,14 +155,27 @@ def test_cancel_finished_task_is_409_and_keeps_its_result(driver: Driver) -> Non
     assert driver.get("multiply", task_id).body["result"] == 6
 
 
-def test_idempotent_submit_returns_the_same_task_and_queues_one_message(driver: Driver) -> None:
+def test_idempotent_replay_of_a_queued_task_sends_its_message_again_later_and_it_runs_once(
+    driver: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "RESEND_DELAY_SECONDS", 1)  # 15 s in the service
     key = {"Idempotency-Key": "order-42"}
-    first = driver.submit("multiply", {"x": 2, "y": 3}, key)
-    again = driver.submit("multiply", {"y": 3, "x": 2}, key)
+    first = driver.submit("counting", {"n": 42}, key)
+    again = driver.submit("counting", {"n": 42}, key)
 
     assert first.status == again.status == 202
     assert again.body["task_id"] == first.body["task_id"]
-    assert driver.queue_depth(driver.resources.queue_url) == 1
+    # Still queued: the replay cannot tell whether the first submission sent its message, so it sends it too,
+    # hidden for a while so that the first is worked on first.
+    assert len(first_messages := driver.receive()) == 1
+    assert driver.run_worker(first_messages) == []
+    time.sleep(1.1)
+    assert driver.deliver() == []  # the second message: a duplicate of a finished task, dropped
+
+    assert extra_tasks.calls["42"] == 1
+    done = driver.get("counting", first.body["task_id"])
+    assert (done.body["status"], done.body["result"], done.body["attempts"]) == ("succeeded", 42, 1)
+    assert driver.queue_depth(driver.resources.queue_url) == 0
 
 
 def test_idempotency_key_reused_with_another_body_is_409_and_queues_nothing(driver: Driver) -> None:

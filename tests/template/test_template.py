@@ -348,6 +348,14 @@ def test_template_visibility_timeout_is_six_worker_timeouts(resources: dict[str,
     assert resources["TaskQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout
 
 
+def test_template_submit_stops_before_a_replay_resends_its_message(resources: dict[str, Any]) -> None:
+    # An idempotent replay of a still-queued task sends its message again, hidden until any first submission of it
+    # has sent its own or stopped.
+    from core.service import RESEND_DELAY_SECONDS
+
+    assert resources["SubmitFunction"]["Properties"]["Timeout"] < RESEND_DELAY_SECONDS
+
+
 def test_template_table_has_pitr_and_ttl(resources: dict[str, Any]) -> None:
     table = resources["TasksTable"]["Properties"]
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
