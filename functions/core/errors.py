@@ -61,6 +61,10 @@ class QueueUnavailable(TaskError):
     title = "Service unavailable"
 
 
+# Seconds a client should wait before trying a request that met a 503 again (its Retry-After).
+RETRY_UNAVAILABLE_AFTER_SECONDS = 1
+
+
 class RetryableTaskError(Exception):
     """Raise from a task when trying again later may succeed (a busy dependency, a timeout)."""
 

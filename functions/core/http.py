@@ -17,7 +17,15 @@ from typing import Any
 
 import msgspec
 
-from core.errors import MalformedRequest, MethodNotAllowed, PayloadTooLarge, TaskError, TaskNotFound
+from core.aws_errors import is_aws_unavailable
+from core.errors import (
+    RETRY_UNAVAILABLE_AFTER_SECONDS,
+    MalformedRequest,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    TaskError,
+    TaskNotFound,
+)
 from core.records import TaskRecord
 
 logger = logging.getLogger(__name__)
@@ -48,6 +56,8 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any
     """RFC 9457 problem details."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     headers = {"Allow": ", ".join(extra["allow"])} if "allow" in extra else {}
+    if status == 503:
+        headers["Retry-After"] = str(RETRY_UNAVAILABLE_AFTER_SECONDS)
     return response(status, dumps(body), PROBLEM_JSON, headers)
 
 
@@ -137,7 +147,13 @@ class Router:
                 extra["allow"] = error.allowed
             logger.info("request refused", extra={"status": error.status, "detail": error.detail})
             return problem(error.status, error.title, error.detail, instance=request.raw_path, **extra)
-        except Exception:
+        except Exception as error:
+            if is_aws_unavailable(error):
+                # DynamoDB or SQS throttled the call, failed on AWS's side or could not be reached, after botocore's
+                # own retries: a later attempt may succeed (an idempotent one never queues a task twice).
+                logger.warning("AWS unavailable", extra={"request_id": request.request_id, "error": str(error)})
+                detail = "the service is busy or unavailable; try again"
+                return problem(503, "Service unavailable", detail, request_id=request.request_id)
             # Opaque to the client: the request id finds the traceback in the function's logs.
             logger.exception("unexpected error", extra={"request_id": request.request_id})
             return problem(500, "Internal error", "the request could not be completed", request_id=request.request_id)

@@ -20,8 +20,8 @@ from typing import Any
 
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from core.aws_errors import is_aws_unavailable
 from core.errors import RetryableTaskError, TaskCancelled, TaskError, TaskLost
 from core.queue import TaskMessage
 from core.records import TaskFailure, TaskRecord, TaskStatus
@@ -35,18 +35,6 @@ MAX_RESULT_BYTES = 350_000
 PROGRESS_INTERVAL_SECONDS = 1.0
 # A run this long is claimed (shown running, with a lease); a quicker one is recorded only when it ends.
 CLAIM_AFTER_SECONDS = 1.0
-_THROTTLING_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "ServiceUnavailable",
-        "InternalServerError",
-        "InternalFailure",
-    }
-)
 
 
 class TaskBusy(Exception):
@@ -55,10 +43,9 @@ class TaskBusy(Exception):
 
 def is_transient(error: BaseException) -> bool:
     """Errors that a later attempt may not meet: throttling, timeouts, lost connections."""
-    if isinstance(error, RetryableTaskError | TimeoutError | ConnectionError | BotoConnectionError | TaskBusy):
+    if isinstance(error, RetryableTaskError | TimeoutError | ConnectionError | TaskBusy) or is_aws_unavailable(error):
         return True
-    if isinstance(error, ClientError):
-        return error.response.get("Error", {}).get("Code") in _THROTTLING_CODES
+    # Any other failure of botocore's own (a response it could not read, say) is retried too.
     return isinstance(error, BotoCoreError)
 
 

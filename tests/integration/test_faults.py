@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
 from msgspec.structs import replace
 
@@ -47,6 +47,7 @@ def test_queue_send_failure_is_503_and_leaves_no_queued_record(driver: Driver) -
 
     assert refused.status == 503
     assert refused.headers["Content-Type"] == "application/problem+json"
+    assert refused.headers["Retry-After"] == "1"
     assert "nothing was queued" in refused.body["detail"]
     assert driver.dynamodb.scan(TableName=driver.resources.table_name)["Count"] == 0
 
@@ -93,13 +94,48 @@ def test_idempotent_retry_after_a_submit_stopped_before_sending_runs_the_task(
     assert driver.get("multiply", retried.body["task_id"]).body["result"] == 6
 
 
-def test_table_throttling_at_submit_is_an_opaque_500_and_nothing_is_queued(driver: Driver) -> None:
-    with failing(dynamodb_client(), "PutItem", "InternalServerError", times=10):
+@pytest.mark.parametrize(
+    "code", ["ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError"]
+)
+def test_table_throttled_or_failing_at_submit_is_a_503_to_retry_and_nothing_is_queued(
+    driver: Driver, code: str
+) -> None:
+    with failing(dynamodb_client(), "PutItem", code, times=10):
+        refused = driver.submit("multiply", {"x": 2, "y": 3})
+
+    assert refused.status == 503
+    assert refused.headers["Retry-After"] == "1"
+    assert set(refused.body) == {"type", "title", "status", "detail", "request_id"}
+    assert "Traceback" not in str(refused.body)
+    assert driver.queue_depth(driver.resources.queue_url) == 0
+    assert driver.dynamodb.scan(TableName=driver.resources.table_name)["Count"] == 0
+
+
+def test_table_unreachable_for_a_status_poll_is_a_503_to_retry(driver: Driver) -> None:
+    task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
+
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+    event = "before-call.dynamodb.GetItem"
+    dynamodb_client().meta.events.register(event, unreachable)
+    try:
+        refused = driver.get("multiply", task_id)
+    finally:
+        dynamodb_client().meta.events.unregister(event, unreachable)
+
+    # The lrt client's wait() retries a 503 after its Retry-After; a 500 would end it.
+    assert refused.status == 503
+    assert refused.headers["Retry-After"] == "1"
+
+
+def test_another_aws_error_at_submit_stays_an_opaque_500(driver: Driver) -> None:
+    with failing(dynamodb_client(), "PutItem", "ValidationException", times=1):
         refused = driver.submit("multiply", {"x": 2, "y": 3})
 
     assert refused.status == 500
     assert set(refused.body) == {"type", "title", "status", "detail", "request_id"}
-    assert "Traceback" not in str(refused.body)
+    assert "Retry-After" not in refused.headers
     assert driver.queue_depth(driver.resources.queue_url) == 0
 
 
