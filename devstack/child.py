@@ -101,7 +101,7 @@ class ChildProcess:
 
     @property
     def exitcode(self) -> int | None:
-        """The child's exit code once it has ended, None while it runs."""
+        """The child's exit code once it has ended (asked once its sentinel is ready), None while it runs."""
         if self._process is None:
             return None
         if self._process.exitcode is None:

@@ -1,5 +1,5 @@
 """Which failures of AWS calls a later attempt may not meet: the API answers them 503, the worker retries them.
-Apart from core.errors, which task modules import: this one imports botocore."""
+Not in core.errors, which task modules import, because it imports botocore."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ IDEMPOTENCY_NAMESPACE = uuid.UUID("0b5c3f0e-8f2a-4c59-9d1e-6f1b8a3c2d47")
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 SECONDS_PER_DAY = 86_400
 # How long the message that an idempotent replay sends again for a still-queued task stays hidden: longer than the
-# submit function's Timeout (10 s in template.yaml; a test keeps it shorter than this), by when the first
+# submit function's Timeout (10 s in template.yaml, and a template test keeps it below this), by when the first
 # submission has sent its message or stopped, and its task has been claimed (after a second's run) or finished.
 RESEND_DELAY_SECONDS = 15
 

@@ -150,16 +150,16 @@ def test_make_run_stops_cleanly_when_its_whole_process_group_gets_a_signal(signu
         # WHEN every process of the group gets the signal
         os.killpg(process.pid, signum)
 
-        # THEN the stack stops, with no process's traceback on the way
+        # THEN the stack stops, and so do its processes, with no process's traceback on the way
         assert process.wait(timeout=60) == 0
+        assert wait_until(lambda: not [pid for pid in children if Path(f"/proc/{pid}").exists()], timeout=10)
         assert process.stdout is not None
-        rest = process.stdout.read()
+        rest = process.stdout.read()  # to the end: no process holds the pipe any more
         assert "Traceback" not in rest, rest
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert wait_until(lambda: not [pid for pid in children if Path(f"/proc/{pid}").exists()], timeout=10)
 
 
 def test_worker_runs_each_concurrent_invocation_in_a_process_of_its_own() -> None:
