@@ -150,7 +150,7 @@ class Router:
         except Exception as error:
             if is_aws_unavailable(error):
                 # DynamoDB or SQS throttled the call, failed on AWS's side or could not be reached, after botocore's
-                # own retries: a later attempt may succeed (an idempotent one never queues a task twice).
+                # own retries: a later attempt may succeed (an idempotent one never makes a second task).
                 logger.warning("AWS unavailable", extra={"request_id": request.request_id, "error": str(error)})
                 detail = "the service is busy or unavailable; try again"
                 return problem(503, "Service unavailable", detail, request_id=request.request_id)
