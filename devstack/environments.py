@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 5
-PARENT_CHECK_SECONDS = 1.0
+STOP_CHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,10 @@ def _serve(
     function = LambdaFunction(config.spec)
     function.initialize()  # the init phase: the handler's module imported before the first invocation
     ready.send(os.getpid())
-    parent = os.getppid()
     while True:
-        if not invocations.poll(PARENT_CHECK_SECONDS):
-            # Idle: told to stop, or orphaned?
-            if stop.is_set() or os.getppid() != parent:
+        if not invocations.poll(STOP_CHECK_SECONDS):
+            # Idle: told to stop? (A parent that dies closes both pipes: that ends the loop too.)
+            if stop.is_set():
                 return
             continue
         try:

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 STARTUP_TIMEOUT_SECONDS = 60
 # Beyond the event sources' own drain time (a long poll, then running invocations).
 STOP_TIMEOUT_SECONDS = 10
-# How often the process checks for its parent, its invocations' timeouts and its pollers.
+# How often the process checks for a stop request, its invocations' timeouts and its pollers.
 WATCH_SECONDS = 0.25
 EXIT_FAULT = 70
 
@@ -54,9 +54,8 @@ def _serve(config: WorkerConfig, ready: multiprocessing.connection.Connection, s
     sqs = boto3.client("sqs", endpoint_url=config.endpoint_url, region_name=REGION)
     sources = start_event_sources(functions, config.resources, sqs, concurrency=config.concurrency)
     ready.send(len(sources))
-    parent = os.getppid()
-    # Until told to stop, or orphaned.
-    while not stop.wait(WATCH_SECONDS) and os.getppid() == parent:
+    # Until told to stop, or orphaned (a parent that dies closes the stop signal's pipe too).
+    while not stop.wait(WATCH_SECONDS):
         for source in sources:
             fault = source.fault()
             if fault is not None:
