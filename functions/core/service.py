@@ -100,16 +100,30 @@ class TaskService:
                 # function timed out in a slow send, or crashed), and then nothing would ever run the task: send it
                 # again, delayed, so that the first message, if there is one, is worked on first (the worker then
                 # drops the second as a duplicate, or holds the task under its lease) rather than run beside it.
-                self._enqueue(existing, delay_seconds=RESEND_DELAY_SECONDS)
+                self._resend(existing)
             return Submission(existing.as_seen(now), replayed=True)
         self._enqueue(record)
         return Submission(record)
 
-    def _enqueue(self, record: TaskRecord, delay_seconds: int = 0) -> None:
+    def _send(self, record: TaskRecord, delay_seconds: int = 0) -> None:
         if self._queue is None:
             raise RuntimeError("TaskService.submit needs a queue")
+        self._queue.send(TaskMessage(task_id=record.task_id, task=record.task), delay_seconds)
+
+    def _resend(self, accepted: TaskRecord) -> None:
+        """The message of a task accepted earlier, again. When it cannot be sent, the record stays: this task was
+        answered 202 before, and its first message may well be in the queue (removing the record would make the
+        worker drop that message, and lose the task)."""
         try:
-            self._queue.send(TaskMessage(task_id=record.task_id, task=record.task), delay_seconds)
+            self._send(accepted, delay_seconds=RESEND_DELAY_SECONDS)
+        except (BotoCoreError, ClientError) as send_error:
+            logger.error("could not send a queued task again", extra={"task_id": accepted.task_id})
+            raise QueueUnavailable("the task queue is unavailable; try again") from send_error
+
+    def _enqueue(self, record: TaskRecord) -> None:
+        """The message of a task just recorded. When it cannot be sent, the record goes: nothing would run it."""
+        try:
+            self._send(record)
         except (BotoCoreError, ClientError) as send_error:
             logger.error("could not enqueue task; removing its record", extra={"task_id": record.task_id})
             try:

@@ -65,6 +65,26 @@ def test_idempotent_retry_after_a_send_failure_queues_the_task(driver: Driver) -
     assert driver.get("multiply", retried.body["task_id"]).body["result"] == 6
 
 
+def test_a_replay_that_cannot_send_again_is_a_503_and_keeps_the_accepted_task(driver: Driver) -> None:
+    # GIVEN a task accepted with an Idempotency-Key, its message in the queue
+    key = {"Idempotency-Key": "accepted-once"}
+    accepted = driver.submit("multiply", {"x": 2, "y": 3}, key)
+    assert accepted.status == 202
+    task_id = accepted.body["task_id"]
+
+    # WHEN the client repeats the request while the queue refuses messages
+    with Stubber(sqs_client()) as stub:
+        stub.add_client_error("send_message", "ServiceUnavailable", http_status_code=503)
+        replayed = driver.submit("multiply", {"x": 2, "y": 3}, key)
+
+    # THEN it is told to try again, and the task it was given before is still there and runs
+    assert replayed.status == 503
+    assert replayed.headers["Retry-After"] == "1"
+    assert driver.get("multiply", task_id).body["status"] == "queued"
+    driver.deliver()
+    assert driver.get("multiply", task_id).body["result"] == 6
+
+
 def test_idempotent_retry_after_a_submit_stopped_before_sending_runs_the_task(
     driver: Driver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
