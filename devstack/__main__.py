@@ -20,6 +20,9 @@ from typing import TextIO, cast
 from devstack.output import WholeLines
 from devstack.template import DEFAULT_TEMPLATE
 
+# How often the stack is checked for a fault that ends it (its AWS emulator gone).
+FAULT_CHECK_SECONDS = 0.5
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n\n")[0])
@@ -82,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.write_env_vars:
             write_env_vars(args.write_env_vars, stack.sam_app, stack.environment)
             print(f"env vars for sam local start-api written to {args.write_env_vars}", flush=True)
-        print(f"AWS services at {stack.endpoint_url}", flush=True)
+        emulator = f" (the emulator's pid {stack.emulator_pid})" if stack.emulator_pid else ""
+        print(f"AWS services at {stack.endpoint_url}{emulator}", flush=True)
         if stack.worker_pids:
             pids = ", ".join(map(str, stack.worker_pids))
             print(f"worker: one process per concurrent invocation (pids {pids})", flush=True)
@@ -95,9 +99,13 @@ def main(argv: list[str] | None = None) -> int:
             print("services ready (no API): run `sam local start-api --env-vars ...` beside them", flush=True)
         else:
             print(f"API ready at {stack.api_url}", flush=True)
-        stopping.wait()
+        fault = None
+        while fault is None and not stopping.wait(FAULT_CHECK_SECONDS):
+            fault = stack.fault()
+        if fault is not None:
+            logging.getLogger("devstack").error("%s", fault)
         print("stopping", flush=True)
-    return 0
+    return 0 if fault is None else 1
 
 
 if __name__ == "__main__":

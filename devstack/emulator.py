@@ -679,6 +679,15 @@ class MotoProcess:
     def pid(self) -> int | None:
         return self._child.pid
 
+    @property
+    def sentinel(self) -> int:
+        """Ready (multiprocessing.connection.wait) once the process has ended."""
+        return self._child.sentinel
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._child.exitcode
+
     def start(self) -> MotoProcess:
         host, port = self._child.start()
         self.endpoint_url = f"http://{host}:{port}"

@@ -229,6 +229,17 @@ class LocalStack:
         """The running SQS event sources, when they run in this process (worker_process=False)."""
         return list(self._event_sources)
 
+    def fault(self) -> str | None:
+        """Why this stack can serve nothing any more (the AWS emulator it started has ended, and with it every
+        table, queue and task), or None while it can."""
+        moto = self._moto
+        if moto is None or not multiprocessing.connection.wait([moto.sentinel], timeout=0):
+            return None
+        return (
+            f"the AWS emulator (pid {moto.pid}) ended with exit code {moto.exitcode}: its tables and queues, and every"
+            " task in them, are gone; start the stack again"
+        )
+
     @property
     def emulator_pid(self) -> int | None:
         """The AWS emulator's process id, when this stack started it."""

@@ -162,6 +162,32 @@ def test_make_run_stops_cleanly_when_its_whole_process_group_gets_a_signal(signu
             process.wait()
 
 
+def test_make_run_says_so_and_exits_when_its_aws_emulator_dies() -> None:
+    # GIVEN `python -m devstack`
+    process, output = start_devstack("--port", "0", ready="API ready")
+    try:
+        emulator = re.search(r"AWS services at \S+ \(the emulator's pid (\d+)\)", output)
+        assert emulator, output
+        children = _children(process.pid)
+        assert int(emulator.group(1)) in children
+
+        # WHEN the emulator's process dies (the OOM killer, a stray kill): every table, queue and task is gone
+        os.kill(int(emulator.group(1)), signal.SIGKILL)
+
+        # THEN the stack says why and exits with an error, rather than serve 503s until someone looks; its
+        # processes end too
+        assert process.wait(timeout=60) == 1
+        assert wait_until(lambda: not [pid for pid in children if Path(f"/proc/{pid}").exists()], timeout=10)
+        assert process.stdout is not None
+        rest = process.stdout.read()
+        assert "the AWS emulator" in rest, rest
+        assert "start the stack again" in rest, rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def test_worker_runs_each_concurrent_invocation_in_a_process_of_its_own() -> None:
     # GIVEN the local stack with two concurrent worker invocations and tasks that take five seconds
     process, output = start_devstack(
