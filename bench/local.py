@@ -11,13 +11,15 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 ROOT = Path(__file__).resolve().parents[1]
+STACK_LOG = ROOT / "bench" / "local-stack.log"
 
 
 class RequestCounter:
@@ -201,13 +203,38 @@ def _load_phases(load_tasks: int, clients: int, rounds: int) -> dict[str, Any]:
     return {"throughput": _median_run(loaded), "one_client": _median_run(alone)}
 
 
-def run(*, tasks: int = 1000, load_tasks: int = 800, clients: int = 16, rounds: int = 3) -> dict[str, Any]:
-    """Requests and durations per task (`tasks`, polled once each), then throughput and latency."""
+@contextmanager
+def _output_to(path: Path) -> Iterator[None]:
+    """This process's and its children's stdout and stderr (file descriptors 1 and 2) into `path`: the functions
+    print a JSON line per invocation, and the stack's processes inherit the descriptors."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    with path.open("w") as log:
+        for fd in saved:
+            os.dup2(log.fileno(), fd)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, original in saved.items():
+            os.dup2(original, fd)
+            os.close(original)
+
+
+def run(
+    *, tasks: int = 1000, load_tasks: int = 800, clients: int = 16, rounds: int = 3, log: Path = STACK_LOG
+) -> dict[str, Any]:
+    """Requests and durations per task (`tasks`, polled once each), then throughput and latency. The stack's own
+    output (thousands of log lines) goes to `log`."""
     # The handlers are imported as Lambda imports them: from the functions directory.
     if str(ROOT / "functions") not in sys.path:
         sys.path.insert(0, str(ROOT / "functions"))
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    return _counted_phase(tasks) | _load_phases(load_tasks, clients, rounds)
+    print(f"  (the stack's logs: {log.relative_to(ROOT) if log.is_relative_to(ROOT) else log})", flush=True)
+    with _output_to(log):
+        return _counted_phase(tasks) | _load_phases(load_tasks, clients, rounds)
 
 
 if __name__ == "__main__":
