@@ -47,6 +47,9 @@ class TaskDefinition(msgspec.Struct, frozen=True):
     description: str
     # Seconds a client should wait between polls while the task is pending.
     retry_after_seconds: int = 1
+    # Claimed before it runs, so that two deliveries of its message at once (SQS delivers at least once) never run
+    # it side by side: for a task whose work outside its result must not happen twice at once. One more write.
+    exclusive: bool = False
 
     def validate(self, inputs: Any) -> msgspec.Struct:
         """The task's typed input; InvalidInput with per-field details when `inputs` do not fit its model."""
@@ -99,9 +102,14 @@ _definitions: dict[str, TaskDefinition] = {}
 
 
 def task(
-    name: str | None = None, *, retry_after_seconds: int = 1
+    name: str | None = None, *, retry_after_seconds: int = 1, exclusive: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a function as a task reachable at `POST /<name>`."""
+    """Register a function as a task reachable at `POST /<name>`.
+
+    retry_after_seconds: how long a client polling a pending task is told to wait between polls.
+    exclusive: claim the task before running it (one more DynamoDB write), so that it never runs twice at once; a
+    quick task is otherwise claimed only once it outlasts a second, and two simultaneous deliveries of its
+    message may both run it (only one outcome is kept)."""
 
     def register(function: Callable[..., Any]) -> Callable[..., Any]:
         task_name = name or function.__name__
@@ -120,6 +128,7 @@ def task(
             input_model=input_model,
             description=(function.__doc__ or "").strip(),
             retry_after_seconds=retry_after_seconds,
+            exclusive=exclusive,
         )
         return function
 

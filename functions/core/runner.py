@@ -299,11 +299,12 @@ class TaskRunner:
         failure: TaskFailure | None = None
         result_json: str | None = None
         try:
-            if run.last_attempt:
+            definition = get_task(record.task)
+            if run.last_attempt or definition.exclusive:
                 # A worker stopped on this attempt (timed out, out of memory) would leave no outcome and no
                 # delivery to follow: the claim, marked last, lets readers see the task failed once its lease ends.
+                # An exclusive task is claimed before every run: a second delivery then finds it held and waits.
                 run.claim()
-            definition = get_task(record.task)
             inputs = definition.validate(record.inputs)
             result_json = encode_result(definition.function(inputs, run.progress))
         except TaskCancelled:

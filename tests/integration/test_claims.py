@@ -29,17 +29,62 @@ def dynamodb_calls() -> Iterator[Counter[str]]:
     events.unregister("before-call.dynamodb", count)
 
 
-def test_quick_task_is_read_once_and_written_once(driver: Driver, dynamodb_calls: Counter[str]) -> None:
-    task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
+@pytest.mark.parametrize(
+    ("task", "inputs", "result", "writes"),
+    [
+        pytest.param("multiply", {"x": 2, "y": 3}, 6, 1, id="quick: its outcome only"),
+        pytest.param("exclusive-counting", {"n": 5}, 5, 2, id="exclusive: claimed before it runs, then its outcome"),
+    ],
+)
+def test_a_task_that_ends_within_a_second_is_read_once_and_written(
+    driver: Driver, dynamodb_calls: Counter[str], task: str, inputs: dict[str, int], result: int, writes: int
+) -> None:
+    task_id = driver.submit(task, inputs).body["task_id"]
     dynamodb_calls.clear()
 
     driver.deliver()
 
-    assert dynamodb_calls == Counter({"GetItem": 1, "UpdateItem": 1})
-    done = driver.get("multiply", task_id).body
-    assert done["result"] == 6
+    assert dynamodb_calls == Counter({"GetItem": 1, "UpdateItem": writes})
+    done = driver.get(task, task_id).body
+    assert done["result"] == result
     assert done["attempts"] == 1
     assert done["started_at"] is not None
+
+
+def test_exclusive_task_delivered_again_while_it_runs_is_not_run_beside_itself(driver: Driver) -> None:
+    # GIVEN an exclusive task whose first delivery is running
+    task_id = driver.submit("exclusive-counting", {"n": 6}).body["task_id"]
+    messages = driver.receive()
+    started, release = threading.Event(), threading.Event()
+    runs: list[int] = []
+
+    def held(inputs: Any, progress: Any) -> int:
+        runs.append(inputs.n)
+        started.set()
+        release.wait(10)
+        return int(inputs.n)
+
+    original = registry.get_task("exclusive-counting")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(registry._definitions, "exclusive-counting", replace(original, function=held))
+        first = threading.Thread(target=driver.run_worker, args=(messages,))
+        first.start()
+        try:
+            assert started.wait(10)
+            seen = driver.get("exclusive-counting", task_id).body["status"]
+
+            # WHEN SQS delivers the same message again meanwhile
+            returned = driver.run_worker(messages)
+        finally:
+            release.set()
+            first.join()
+
+    # THEN the second delivery does not run it, and goes back to the queue; the task runs once
+    assert seen == "running"
+    assert returned == [messages[0]["MessageId"]]
+    assert runs == [6]
+    assert driver.get("exclusive-counting", task_id).body["result"] == 6
+    assert driver.queue_depth(driver.resources.queue_url) == 0  # the first run's delete took the message
 
 
 def test_long_task_is_shown_running_with_a_lease_while_it_runs(driver: Driver, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,6 +39,13 @@ def counting(inputs: Count, progress: Progress) -> int:
     return inputs.n
 
 
+@task("exclusive-counting", exclusive=True)
+def exclusive_counting(inputs: Count, progress: Progress) -> int:
+    """Counts its runs, claimed before each."""
+    calls[f"exclusive-{inputs.n}"] = calls.get(f"exclusive-{inputs.n}", 0) + 1
+    return inputs.n
+
+
 @task("huge-result")
 def huge_result(inputs: Nothing, progress: Progress) -> str:
     return "x" * 400_000
