@@ -3,7 +3,8 @@ the outcome.
 
 The read skips a finished, cancelled or live-leased task, so a duplicate or late delivery never runs a
 finished task again; every write is conditional on the record being as this run last saw it, so none
-overwrites a terminal state or a newer attempt. A transient error is raised so that SQS delivers the
+overwrites a terminal state or a newer attempt, and a run whose record changed under it leaves the message to a
+later delivery unless the task has finished. A transient error is raised so that SQS delivers the
 message again; on the last delivery the task is failed and the message goes to the dead-letter queue.
 """
 
@@ -280,6 +281,8 @@ class TaskRunner:
         with TaskRun(self._store, current, self._clock, self._lease_seconds, last_attempt=last_attempt) as run:
             try:
                 return self._run(run)
+            except TaskBusy:
+                raise  # another delivery holds the task or put it back: nothing of this run's to count or record
             except Exception as error:  # noqa: BLE001 - re-raised by _retry_or_give_up once the attempt is counted
                 # _run records every failure of the task's own; what reaches here is transient or our infrastructure's.
                 return self._retry_or_give_up(run, error, receive_count)
@@ -311,8 +314,8 @@ class TaskRunner:
             logger.info("task cancelled while running", extra={"task_id": record.task_id})
             return Outcome(record.task_id, record.task, TaskStatus.CANCELLED.value, record)
         except TaskLost:
-            logger.warning("task was claimed by another worker; dropping this run", extra={"task_id": record.task_id})
-            return Outcome(record.task_id, record.task, "lost", record)
+            logger.warning("task was taken by another delivery; stopping this run", extra={"task_id": record.task_id})
+            return self._lost_to_another(run, self._store.get(record.task_id))
         except (TaskError, ValueError, TypeError, ArithmeticError, LookupError) as error:
             failure = describe(error)
         except Exception as error:
@@ -329,9 +332,24 @@ class TaskRunner:
             current = refused.current
             status = current.status.value if current else "gone"
             logger.info("task changed while running; outcome dropped", extra={"task_id": record.task_id, "now": status})
-            return Outcome(record.task_id, record.task, status, current)
+            return self._lost_to_another(run, current)
         self._on_finished(finished)
         return Outcome(record.task_id, record.task, finished.status.value, finished)
+
+    def _lost_to_another(self, run: TaskRun, current: TaskRecord | None) -> Outcome:
+        """This run's record changed under it: another delivery of the message (SQS's duplicate, or a redelivery
+        after this run's lease ran out) claimed the task, or claimed it and put it back in the queue. A finished,
+        cancelled or vanished task is done with. Any other is left to a later delivery: deleting this delivery's
+        message would also delete the one the other delivery relies on (it is the same message), and should that
+        delivery's worker then stop, or should the task be back in the queue, nothing would run it again."""
+        record = run.observed
+        now = self._clock()
+        seen = current.as_seen(now) if current is not None and not current.is_expired(now) else None
+        if seen is None or seen.status.is_terminal:
+            return Outcome(record.task_id, record.task, seen.status.value if seen else "gone", seen)
+        if run.last_attempt and current is not None and seen.status is TaskStatus.RUNNING and not seen.last_attempt:
+            self._mark_last_attempt(current)
+        raise TaskBusy(f"task {record.task_id} was taken by another delivery; left to a later one")
 
     def _retry_or_give_up(self, run: TaskRun, error: Exception, receive_count: int) -> Outcome:
         if receive_count >= self._max_receive_count:

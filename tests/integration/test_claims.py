@@ -12,7 +12,8 @@ import pytest
 from msgspec.structs import replace
 
 from core import registry, runner
-from core.aws import dynamodb_client
+from core.aws import dynamodb_client, task_store
+from tests.support import extra_tasks
 from tests.support.driver import Driver
 
 
@@ -85,6 +86,33 @@ def test_exclusive_task_delivered_again_while_it_runs_is_not_run_beside_itself(d
     assert runs == [6]
     assert driver.get("exclusive-counting", task_id).body["result"] == 6
     assert driver.queue_depth(driver.resources.queue_url) == 0  # the first run's delete took the message
+
+
+def test_exclusive_run_that_loses_the_claim_to_another_delivery_runs_nothing_and_leaves_the_message(
+    driver: Driver,
+) -> None:
+    # GIVEN two deliveries of an exclusive task's message that both read it queued; the other claims it first
+    task_id = driver.submit("exclusive-counting", {"n": 9}).body["task_id"]
+    messages = driver.receive()
+    raced: list[bool] = []
+
+    def claimed_first(**_: Any) -> None:
+        if not raced:  # this run's claim, about to be sent
+            raced.append(True)
+            task_store().claim(task_id, now=time.time(), lease_seconds=600)
+
+    event = "before-call.dynamodb.UpdateItem"
+    dynamodb_client().meta.events.register(event, claimed_first)
+    try:
+        # WHEN this delivery's claim is refused
+        returned = driver.run_worker(messages)
+    finally:
+        dynamodb_client().meta.events.unregister(event, claimed_first)
+
+    # THEN it runs nothing, and its message goes back for a later delivery (the other's worker may yet stop)
+    assert "exclusive-9" not in extra_tasks.calls
+    assert returned == [messages[0]["MessageId"]]
+    assert driver.get("exclusive-counting", task_id).body["status"] == "running"
 
 
 def test_long_task_is_shown_running_with_a_lease_while_it_runs(driver: Driver, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -252,6 +252,44 @@ def test_task_running_under_a_live_lease_is_not_run_twice(driver: Driver) -> Non
     assert driver.get("counting", task_id).body["status"] == "running"
 
 
+@pytest.mark.parametrize(
+    ("meanwhile", "then"),
+    [
+        # The other delivery's worker failed transiently and put the task back: its own message was returned, but
+        # deleting this delivery's would delete that one too, and the task would stay queued with none.
+        pytest.param("claimed and put back", "queued", id="put back in the queue"),
+        # The other delivery holds the task: should its worker stop, only a later delivery would run it again.
+        pytest.param("claimed", "running", id="held by the other delivery"),
+    ],
+)
+def test_a_run_that_loses_its_task_to_another_delivery_leaves_the_message_for_a_later_one(
+    driver: Driver, meanwhile: str, then: str
+) -> None:
+    # GIVEN a delivery running a quick task while another delivery of the same message takes it
+    task_id = driver.submit("counting", {"n": 404}).body["task_id"]
+    messages = driver.receive()
+    store = task_store()
+
+    def taken_midway(inputs: Any, progress: Any) -> int:
+        claimed = store.claim(task_id, now=time.time(), lease_seconds=600)
+        if meanwhile == "claimed and put back":
+            store.release(claimed, claimed=True)
+        return int(inputs.n)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(registry._definitions, "counting", replace(registry.get_task("counting"), function=taken_midway))
+        # WHEN this run ends (its outcome refused: the record changed under it)
+        returned = driver.run_worker(messages)
+
+    # THEN its message goes back to the queue rather than being deleted
+    assert returned == [messages[0]["MessageId"]]
+    assert driver.get("counting", task_id).body["status"] == then
+    if then == "queued":
+        # ...and a later delivery runs the task
+        assert driver.deliver() == []
+        assert driver.get("counting", task_id).body["result"] == 404
+
+
 def test_stale_worker_cannot_overwrite_the_outcome_of_a_newer_attempt(driver: Driver) -> None:
     task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
     store = task_store()
