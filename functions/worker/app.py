@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from core.aws import task_store
 from core.observability import logger, metrics, record_finished
 from core.queue import TaskMessage
-from core.runner import TaskRunner
+from core.runner import TaskBusy, TaskRunner
 from core.settings import worker_settings
 
 # Beyond the invocation's remaining time, so that a live run is never taken for a dead one.
@@ -49,6 +49,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialBatc
     for record in event["Records"]:
         try:
             handle_record(record, runner)
+        except TaskBusy as busy:
+            # Expected: another delivery holds the task (or just put it back); a later delivery sees to it.
+            logger.info(
+                "task held by another delivery; SQS will deliver it again",
+                message_id=record.get("messageId"),
+                reason=str(busy),
+            )
+            failures.append({"itemIdentifier": record["messageId"]})
         except Exception:  # noqa: BLE001 - any failure of one message sends that message back, never the batch
             # A batch whose every message failed is still a partial response, not an invocation error: retries of
             # tasks must not trip the Errors alarm, which is for faults of the worker itself.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -115,3 +116,23 @@ def test_invocations_side_by_side_in_one_process_each_emit_their_own_metric(
     # Concurrent prints interleave their lines (one process, one stdout), but each document is written whole.
     out = capsys.readouterr().out
     assert out.count('"TasksSubmitted":[1.0]') == 120
+
+
+def test_a_message_whose_task_another_delivery_holds_is_one_info_line_not_an_error(
+    driver: Driver, caplog: pytest.LogCaptureFixture
+) -> None:
+    from core.aws import task_store
+
+    task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
+    task_store().claim(task_id, now=time.time(), lease_seconds=600)  # a live worker holds it
+    caplog.clear()
+
+    assert len(driver.deliver()) == 1  # handed back to SQS
+
+    lines = logged(caplog)
+    held = [line for line in lines if line["message"].startswith("task held by another delivery")]
+    assert len(held) == 1
+    assert held[0]["level"] == "INFO"
+    assert task_id in held[0]["reason"]
+    assert "exception" not in held[0]
+    assert not [line for line in lines if line["level"] in ("ERROR", "WARNING")]
