@@ -189,6 +189,12 @@ class TaskRun:
             # The run goes on unclaimed; its outcome's condition still keeps the record right.
             logger.warning("could not claim the running task", extra={"task_id": self.task_id, "error": str(error)})
 
+    @property
+    def refusal(self) -> TransitionRefused | None:
+        """The refused claim that stopped this run (its `current`: the record as another delivery left it), if any."""
+        with self._lock:
+            return self._refused
+
     def claim(self) -> TaskRecord:
         """The claimed record; TaskCancelled or TaskLost when the task changed under this run."""
         self._try_claim()
@@ -315,7 +321,8 @@ class TaskRunner:
             return Outcome(record.task_id, record.task, TaskStatus.CANCELLED.value, record)
         except TaskLost:
             logger.warning("task was taken by another delivery; stopping this run", extra={"task_id": record.task_id})
-            return self._lost_to_another(run, self._store.get(record.task_id))
+            refusal = run.refusal  # it holds the record as the other delivery left it: no need to read it again
+            return self._lost_to_another(run, refusal.current if refusal else self._store.get(record.task_id))
         except (TaskError, ValueError, TypeError, ArithmeticError, LookupError) as error:
             failure = describe(error)
         except Exception as error:
