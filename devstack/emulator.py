@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from typing import Any
 
-from devstack.child import ChildProcess, StopSignal
+from devstack.child import ChildHandle, ChildProcess, StopSignal
 
 STARTUP_TIMEOUT_SECONDS = 30
 
@@ -661,7 +661,7 @@ def _serve(host: str, ready: multiprocessing.connection.Connection, stop: StopSi
     server.server_close()
 
 
-class MotoProcess:
+class MotoProcess(ChildHandle):
     """`with MotoProcess() as moto: moto.endpoint_url` — stopped, and its port freed, on exit."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
@@ -675,26 +675,10 @@ class MotoProcess:
         )
         self.endpoint_url = ""
 
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid
-
-    @property
-    def sentinel(self) -> int:
-        """Ready (multiprocessing.connection.wait) once the process has ended."""
-        return self._child.sentinel
-
-    @property
-    def exitcode(self) -> int | None:
-        return self._child.exitcode
-
     def start(self) -> MotoProcess:
         host, port = self._child.start()
         self.endpoint_url = f"http://{host}:{port}"
         return self
-
-    def stop(self) -> None:
-        self._child.stop()
 
     def __enter__(self) -> MotoProcess:
         return self.start()

@@ -17,7 +17,7 @@ import multiprocessing.connection
 import os
 from dataclasses import dataclass
 
-from devstack.child import ChildProcess, StopSignal, start_function_process
+from devstack.child import ChildHandle, ChildProcess, StopSignal, start_function_process
 from devstack.resources import LocalResources
 from devstack.template import REGION, FunctionSpec
 
@@ -67,7 +67,7 @@ def _serve(config: WorkerConfig, ready: multiprocessing.connection.Connection, s
         source.stop()
 
 
-class WorkerProcess:
+class WorkerProcess(ChildHandle):
     """`WorkerProcess(config).start()`; `stop()` lets running invocations finish (a few seconds at most).
     launch() then wait_ready(), and request_stop() then stop(), start and stop several side by side."""
 
@@ -82,19 +82,6 @@ class WorkerProcess:
         )
         self.sources = 0
 
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid
-
-    @property
-    def sentinel(self) -> int:
-        """Ready (multiprocessing.connection.wait) once the process has ended."""
-        return self._child.sentinel
-
-    @property
-    def exitcode(self) -> int | None:
-        return self._child.exitcode
-
     def start(self) -> WorkerProcess:
         self.launch()
         return self.wait_ready()
@@ -108,6 +95,3 @@ class WorkerProcess:
 
     def request_stop(self) -> None:
         self._child.request_stop()
-
-    def stop(self) -> None:
-        self._child.stop()
