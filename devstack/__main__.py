@@ -37,8 +37,8 @@ def wait_for_stop_or_fault(stack: Faulty, stopping: threading.Event) -> str | No
     while not stopping.wait(FAULT_CHECK_SECONDS):
         fault = stack.fault()
         if fault is not None:
-            # is_set() after the wait, not wait()'s answer: a signal taken by another thread runs its handler
-            # only when this thread next runs Python code, after a wait that timed out has already said False.
+            # is_set() after the wait, not wait()'s answer: on a loaded machine the signal's handler was seen to run
+            # only as a timed-out wait returned, after that wait had already answered False.
             stopping.wait(STOP_GRACE_SECONDS)
             return None if stopping.is_set() else fault
     return None
