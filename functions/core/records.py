@@ -72,6 +72,13 @@ class TaskRecord(msgspec.Struct, frozen=True):
             ),
         )
 
+    @staticmethod
+    def visible(record: TaskRecord | None, now: float) -> TaskRecord | None:
+        """What a reader of `record` sees at `now` (as_seen), or None when there is none or it has expired."""
+        if record is None or record.is_expired(now):
+            return None
+        return record.as_seen(now)
+
     @property
     def inputs(self) -> dict[str, Any]:
         value: dict[str, Any] = json.loads(self.input_json)

@@ -270,12 +270,12 @@ class TaskRunner:
 
     def handle(self, message: TaskMessage, receive_count: int) -> Outcome:
         """Process one delivery. Returns when the message is done with; raises when SQS should deliver it again."""
-        current = self._store.get(message.task_id)
+        stored = self._store.get(message.task_id)
         now = self._clock()
-        if current is None or current.is_expired(now):
+        current = TaskRecord.visible(stored, now)
+        if current is None:
             logger.warning("message for a task that no longer exists", extra={"task_id": message.task_id})
             return Outcome(message.task_id, message.task, "gone")
-        current = current.as_seen(now)
         if current.status.is_terminal:
             logger.info("duplicate delivery of a finished task", extra={"task_id": message.task_id})
             return Outcome(message.task_id, message.task, "duplicate", current)
@@ -350,12 +350,11 @@ class TaskRunner:
         message would also delete the one the other delivery relies on (it is the same message), and should that
         delivery's worker then stop, or should the task be back in the queue, nothing would run it again."""
         record = run.observed
-        now = self._clock()
-        seen = current.as_seen(now) if current is not None and not current.is_expired(now) else None
+        seen = TaskRecord.visible(current, self._clock())
         if seen is None or seen.status.is_terminal:
             return Outcome(record.task_id, record.task, seen.status.value if seen else "gone", seen)
-        if run.last_attempt and current is not None and seen.status is TaskStatus.RUNNING and not seen.last_attempt:
-            self._mark_last_attempt(current)
+        if run.last_attempt and seen.status is TaskStatus.RUNNING and not seen.last_attempt:
+            self._mark_last_attempt(seen)  # as_seen changes only a claim past its lease, which is terminal then
         raise TaskBusy(f"task {record.task_id} was taken by another delivery; left to a later one")
 
     def _retry_or_give_up(self, run: TaskRun, error: Exception, receive_count: int) -> Outcome:

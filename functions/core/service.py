@@ -135,11 +135,10 @@ class TaskService:
 
     def get(self, task_name: str, task_id: str) -> TaskRecord:
         task_id = parse_task_id(task_id)
-        record = self._store.get(task_id)
-        now = self._clock()
-        if record is None or record.task != task_name or record.is_expired(now):
+        record = TaskRecord.visible(self._store.get(task_id), self._clock())
+        if record is None or record.task != task_name:
             raise TaskNotFound(f"no {task_name} task with id {task_id}")
-        return record.as_seen(now)
+        return record
 
     def cancel(self, task_name: str, task_id: str) -> TaskRecord:
         """A queued or running task becomes cancelled; the worker skips or stops it."""
