@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 QUEUE = "AWS::SQS::Queue"
 TABLE = "AWS::DynamoDB::Table"
-SUPPORTED_TYPES = (QUEUE, TABLE)
+SECRET = "AWS::SecretsManager::Secret"
+SUPPORTED_TYPES = (QUEUE, TABLE, SECRET)
 
 # CloudFormation properties of AWS::SQS::Queue that are SQS queue attributes of the same name.
 _QUEUE_ATTRIBUTES = (
@@ -137,11 +138,16 @@ def create_resources(
     order = TopologicalSorter({lid: _references(res, definitions) for lid, res in definitions.items()})
     created: dict[str, LocalResource] = {}
     for logical_id in order.static_order():
-        translator: dict[str, Any] = dict(parameters)
+        # CloudFormation passes every parameter as a string (Fn::FindInMap keys on them so).
+        translator: dict[str, Any] = {name: str(value) for name, value in parameters.items()}
         translator.update({r.logical_id: {"Ref": r.ref, "Arn": r.arn} for r in created.values()})
         properties = resolve(raw, definitions[logical_id].get("Properties", {}), translator) or {}
-        if definitions[logical_id]["Type"] == QUEUE:
+        resource_type = definitions[logical_id]["Type"]
+        if resource_type == QUEUE:
             created[logical_id] = _create_queue(sqs, logical_id, properties, name_prefix, visibility_timeout)
+        elif resource_type == SECRET:
+            secrets = boto3.client("secretsmanager", endpoint_url=endpoint_url, region_name=region)
+            created[logical_id] = _create_secret(secrets, logical_id, properties, name_prefix)
         else:
             created[logical_id] = _create_table(dynamodb, logical_id, properties, name_prefix)
     return LocalResources(path, parameters, created, endpoint_url)
@@ -245,3 +251,19 @@ def _new_table(dynamodb: DynamoDBClient, name: str, properties: dict[str, Any]) 
             },
         )
     return arn
+
+
+def _create_secret(secrets: Any, logical_id: str, properties: dict[str, Any], prefix: str) -> LocalResource:
+    """A secret with a value generated as GenerateSecretString asks (Secrets Manager's own GetRandomPassword); its
+    Ref is its ARN."""
+    name = properties.get("Name") or f"{prefix}{logical_id}"
+    try:
+        arn = secrets.describe_secret(SecretId=name)["ARN"]
+    except secrets.exceptions.ResourceNotFoundException:
+        generate = properties.get("GenerateSecretString", {})
+        value = secrets.get_random_password(
+            PasswordLength=int(generate.get("PasswordLength", 32)),
+            ExcludePunctuation=bool(generate.get("ExcludePunctuation", False)),
+        )["RandomPassword"]
+        arn = secrets.create_secret(Name=name, SecretString=value)["ARN"]
+    return LocalResource(logical_id, SECRET, name, arn, arn, properties)

@@ -19,6 +19,8 @@ LAMBDA_ENVIRONMENT = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "TABLE_NAME": "TasksTable",
     "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/TaskQueue",
+    # A secret's name serves as its id as well as its ARN (whose suffix moto draws at random).
+    "TASK_ID_SECRET_ARN": "TaskIdSecret",
     "TASK_RETENTION_DAYS": "7",
     "MAX_RECEIVE_COUNT": "3",
     "MULTIPLY_DELAY_SECONDS": "0",

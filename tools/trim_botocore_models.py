@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import botocore
 from botocore.loaders import Loader
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +28,8 @@ MODELS = ROOT / "functions" / "core" / "botocore_models"
 # (service, API version): the operations the functions call, in botocore's names.
 OPERATIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("dynamodb", "2012-08-10"): ("DeleteItem", "GetItem", "PutItem", "UpdateItem"),
-    ("sqs", "2012-11-05"): ("SendMessage",),
+    ("secretsmanager", "2017-10-17"): ("GetSecretValue",),
+    ("sqs", "2012-11-05"): ("SendMessage", "SendMessageBatch"),
 }
 _DOCUMENTATION = frozenset({"documentation", "documentationUrl"})
 
@@ -81,6 +83,9 @@ def model_path(service: str, api_version: str) -> Path:
 
 def main() -> None:
     shutil.rmtree(MODELS, ignore_errors=True)
+    MODELS.mkdir(parents=True)
+    # core.aws reads the models only under the botocore they were cut from.
+    (MODELS / "VERSION").write_text(botocore.__version__ + "\n")
     for (service, api_version), operations in OPERATIONS.items():
         path = model_path(service, api_version)
         path.parent.mkdir(parents=True)

@@ -3,6 +3,7 @@ a local emulator."""
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,13 +13,16 @@ import botocore
 import botocore.session
 from botocore.config import Config
 
+from core.dynamodb_store import DynamoTaskStore
 from core.queue import SqsTaskQueue
-from core.settings import settings, submit_settings
-from core.store import DynamoTaskStore
+from core.settings import settings, submit_settings, worker_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
+
+logger = logging.getLogger(__name__)
 
 _CONFIG = Config(
     # Fail fast inside an API request rather than hold the caller until API Gateway's 30 s limit.
@@ -35,13 +39,30 @@ _CONFIG = Config(
 # botocore's models of our services, cut to the operations we call (tools/trim_botocore_models.py): a client
 # reads its whole model at every cold start, DynamoDB's alone 500 KB of JSON.
 BOTOCORE_MODELS = Path(__file__).parent / "botocore_models"
+# The botocore version the models were cut from. A model belongs to its botocore: another version's parser, endpoint
+# rules or customisations may need what the cut left out.
+BOTOCORE_MODELS_VERSION = BOTOCORE_MODELS / "VERSION"
+
+
+def cut_models_fit(running_version: str = botocore.__version__) -> bool:
+    """Whether the cut models were cut from the running botocore; if not, says so once, in a warning."""
+    cut_from = BOTOCORE_MODELS_VERSION.read_text().strip()
+    if cut_from == running_version:
+        return True
+    logger.warning(
+        "botocore %s runs, the cut models are from %s: using botocore's own models (run `make models`)",
+        running_version,
+        cut_from,
+    )
+    return False
 
 
 @lru_cache(maxsize=1)
 def session() -> boto3.Session:
     """The functions' session. Not boto3's default one: a task's own clients get botocore's full models."""
     botocore_session = botocore.session.get_session()
-    botocore_session.get_component("data_loader").search_paths.insert(0, str(BOTOCORE_MODELS))
+    if cut_models_fit():
+        botocore_session.get_component("data_loader").search_paths.insert(0, str(BOTOCORE_MODELS))
     return boto3.Session(botocore_session=botocore_session)
 
 
@@ -56,6 +77,11 @@ def sqs_client() -> SQSClient:
 
 
 @lru_cache(maxsize=1)
+def secretsmanager_client() -> SecretsManagerClient:
+    return session().client("secretsmanager", config=_CONFIG)
+
+
+@lru_cache(maxsize=1)
 def task_store() -> DynamoTaskStore:
     return DynamoTaskStore(settings().table_name, dynamodb_client())
 
@@ -63,3 +89,16 @@ def task_store() -> DynamoTaskStore:
 @lru_cache(maxsize=1)
 def task_queue() -> SqsTaskQueue:
     return SqsTaskQueue(submit_settings().queue_url, sqs_client())
+
+
+@lru_cache(maxsize=1)
+def deferral_queue() -> SqsTaskQueue:
+    """The task queue as the worker sees it: where a batch's messages that cannot run in time go back."""
+    return SqsTaskQueue(worker_settings().queue_url, sqs_client())
+
+
+@lru_cache(maxsize=1)
+def id_secret() -> bytes:
+    """The stack's key for idempotent task ids, read once per container (and only by one that needs it)."""
+    secret = secretsmanager_client().get_secret_value(SecretId=submit_settings().id_secret_arn)
+    return secret["SecretString"].encode()

@@ -1,12 +1,13 @@
-"""Domain errors. The API maps them to HTTP statuses in one place (core.http); the worker to retry or fail."""
+"""Domain errors. `ApiError`s map to HTTP statuses in one place (core.http); the worker retries or fails a task on the
+others. Free of botocore: task modules import it, and the AWS adapters translate their SDK's failures into these."""
 
 from __future__ import annotations
 
 from typing import Any
 
 
-class TaskError(Exception):
-    """Base of the errors a caller of the task API can cause or see."""
+class ApiError(Exception):
+    """Base of the errors a caller of the task API can cause or see, each with its HTTP status."""
 
     status = 500
     title = "Internal error"
@@ -17,17 +18,17 @@ class TaskError(Exception):
         self.extra = extra
 
 
-class MalformedRequest(TaskError):
+class MalformedRequest(ApiError):
     status = 400
     title = "Malformed request"
 
 
-class TaskNotFound(TaskError):
+class TaskNotFound(ApiError):
     status = 404
     title = "Not found"
 
 
-class MethodNotAllowed(TaskError):
+class MethodNotAllowed(ApiError):
     status = 405
     title = "Method not allowed"
 
@@ -36,29 +37,34 @@ class MethodNotAllowed(TaskError):
         self.allowed = allowed
 
 
-class Conflict(TaskError):
+class Conflict(ApiError):
     status = 409
     title = "Conflict"
 
 
-class PayloadTooLarge(TaskError):
+class PayloadTooLarge(ApiError):
     status = 413
     title = "Payload too large"
 
 
-class UnsupportedMediaType(TaskError):
-    status = 415
-    title = "Unsupported media type"
-
-
-class InvalidInput(TaskError):
+class InvalidInput(ApiError):
     status = 422
     title = "Invalid input"
 
 
-class QueueUnavailable(TaskError):
+class ServiceUnavailable(ApiError):
+    """AWS throttled a call, failed on its side or could not be reached: trying again later may succeed."""
+
     status = 503
     title = "Service unavailable"
+
+
+class QueueUnavailable(ServiceUnavailable):
+    """The task queue did not take a message."""
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """The task table did not answer (throttled, failing on AWS's side, out of reach)."""
 
 
 # Seconds a client should wait before trying a request that met a 503 again (its Retry-After).

@@ -1,8 +1,10 @@
-"""The HTTP side of the submit and result functions: API Gateway HTTP API events (payload 2.0) in, responses
-out, and the one place where domain errors become HTTP statuses (RFC 9457 problem details).
+"""The HTTP side of the API's functions: API Gateway HTTP API events (payload 2.0) in, responses out, and the one
+place where domain errors become HTTP statuses (RFC 9457 problem details).
 
-A small router rather than Powertools' event handler: each function serves one path with one or two methods,
-and the resolver's import alone would cost more than the rest of the function's cold start (see bench/).
+A small router rather than Powertools' event handler: each function serves a few routes, and the resolver's import
+alone would cost more than the rest of the function's cold start (docs/design.md). It routes on the event's
+`routeKey` and `pathParameters`, as API Gateway matched them, never on the raw path: behind a custom domain with a
+base-path mapping the raw path carries the mapping's prefix.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import base64
 import binascii
 import json
 import logging
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,12 +21,14 @@ import msgspec
 from core.aws_errors import is_aws_unavailable
 from core.errors import (
     RETRY_UNAVAILABLE_AFTER_SECONDS,
+    ApiError,
     MalformedRequest,
     MethodNotAllowed,
     PayloadTooLarge,
-    TaskError,
+    ServiceUnavailable,
     TaskNotFound,
 )
+from core.identity import owner_of
 from core.records import TaskRecord
 
 logger = logging.getLogger(__name__)
@@ -33,10 +36,9 @@ logger = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 # Well under SQS's 1 MiB message and DynamoDB's 400 KB item, which must also hold the result.
 MAX_BODY_BYTES = 256 * 1024
-# A path segment: what API Gateway passes in {task} and {task_id}.
-_SEGMENT = r"[^/]+"
-TASK_PATH = re.compile(rf"^/(?P<task>{_SEGMENT})$")
-TASK_ID_PATH = re.compile(rf"^/(?P<task>{_SEGMENT})/(?P<task_id>{_SEGMENT})$")
+# Route paths, as template.yaml declares them and API Gateway names them in the event's routeKey.
+TASK_ROUTE = "/{task}"
+TASK_ID_ROUTE = "/{task}/{task_id}"
 
 
 def dumps(body: Any) -> str:
@@ -73,15 +75,20 @@ class Request(msgspec.Struct, frozen=True):
         return str(self.event.get("rawPath") or "/")
 
     @property
+    def route(self) -> str:
+        """The route's path as the template declares it ("/{task}"), from the routeKey ("POST /{task}")."""
+        _, _, path = str(self.event.get("routeKey") or "").partition(" ")
+        return path
+
+    @property
+    def path_parameters(self) -> dict[str, str]:
+        """{task}, {task_id}: URL-decoded by API Gateway."""
+        return {str(key): str(value) for key, value in (self.event.get("pathParameters") or {}).items()}
+
+    @property
     def stage_prefix(self) -> str:
         stage = self.event["requestContext"].get("stage")
         return "" if not stage or stage == "$default" else f"/{stage}"
-
-    @property
-    def path(self) -> str:
-        """The path without the stage, as routes see it."""
-        prefix = self.stage_prefix
-        return self.raw_path[len(prefix) :] if prefix and self.raw_path.startswith(prefix + "/") else self.raw_path
 
     @property
     def request_id(self) -> str | None:
@@ -114,13 +121,10 @@ class Request(msgspec.Struct, frozen=True):
         except (ValueError, RecursionError) as exc:
             raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
 
-    def caller_identity(self) -> str | None:
-        """Who is calling, as the API's authorizer established it (IAM principal or JWT subject)."""
-        authorizer = self.event["requestContext"].get("authorizer") or {}
-        iam = authorizer.get("iam") or {}
-        claims = (authorizer.get("jwt") or {}).get("claims") or {}
-        identity = iam.get("userArn") or iam.get("userId") or claims.get("sub")
-        return str(identity) if identity else None
+    @property
+    def owner(self) -> str:
+        """Who is calling, as the API's authorizer established it (core.identity)."""
+        return owner_of(self.event["requestContext"].get("authorizer"))
 
 
 Handler = Callable[..., dict[str, Any]]
@@ -132,16 +136,19 @@ def _refuse_constant(name: str) -> Any:
 
 
 class Router:
-    """Dispatches a request to the handler of its path and method; maps every error to a problem response."""
+    """Dispatches a request to the handler of its route and method, with the route's path parameters as keyword
+    arguments; maps every error to a problem response."""
 
-    def __init__(self, routes: Mapping[re.Pattern[str], Mapping[str, Handler]]) -> None:
+    def __init__(self, routes: Mapping[str, Mapping[str, Handler]]) -> None:
         self._routes = routes
 
     def __call__(self, event: Mapping[str, Any]) -> dict[str, Any]:
         request = Request(event)
         try:
             return self._dispatch(request)
-        except TaskError as error:
+        except ServiceUnavailable as error:
+            return self._unavailable(request, error)
+        except ApiError as error:
             extra = dict(error.extra)
             if isinstance(error, MethodNotAllowed):
                 extra["allow"] = error.allowed
@@ -149,25 +156,30 @@ class Router:
             return problem(error.status, error.title, error.detail, instance=request.raw_path, **extra)
         except Exception as error:
             if is_aws_unavailable(error):
-                # DynamoDB or SQS throttled the call, failed on AWS's side or could not be reached, after botocore's
-                # own retries: a later attempt may succeed (an idempotent one never makes a second task).
-                logger.warning("AWS unavailable", extra={"request_id": request.request_id, "error": str(error)})
-                detail = "the service is busy or unavailable; try again"
-                return problem(503, "Service unavailable", detail, request_id=request.request_id)
+                return self._unavailable(request, error)
             # Opaque to the client: the request id finds the traceback in the function's logs.
             logger.exception("unexpected error", extra={"request_id": request.request_id})
             return problem(500, "Internal error", "the request could not be completed", request_id=request.request_id)
 
+    @staticmethod
+    def _unavailable(request: Request, error: Exception) -> dict[str, Any]:
+        """AWS throttled a call, failed on its side or could not be reached, after botocore's own retries: a later
+        attempt may succeed (an idempotent one never makes a second task)."""
+        cause = error.__cause__ or error
+        logger.warning("AWS unavailable", extra={"request_id": request.request_id, "error": str(cause)})
+        detail = (
+            str(error) if isinstance(error, ServiceUnavailable) else "the service is busy or unavailable; try again"
+        )
+        return problem(503, "Service unavailable", detail, request_id=request.request_id)
+
     def _dispatch(self, request: Request) -> dict[str, Any]:
-        for pattern, methods in self._routes.items():
-            match = pattern.match(request.path)
-            if match is None:
-                continue
-            handler = methods.get(request.method)
-            if handler is None:
-                raise MethodNotAllowed(f"{request.method} is not allowed here", allowed=list(methods))
-            return handler(request, **match.groupdict())
-        raise TaskNotFound(f"no route for {request.raw_path}")
+        methods = self._routes.get(request.route)
+        if methods is None:
+            raise TaskNotFound(f"no route for {request.raw_path}")
+        handler = methods.get(request.method)
+        if handler is None:
+            raise MethodNotAllowed(f"{request.method} is not allowed here", allowed=list(methods))
+        return handler(request, **request.path_parameters)
 
 
 def task_response(request: Request, record: TaskRecord, *, submitted: bool = False) -> dict[str, Any]:

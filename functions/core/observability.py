@@ -36,14 +36,22 @@ def record_submitted(task: str) -> None:
     _emit_task_metrics(task, {"TasksSubmitted": (MetricUnit.Count, 1.0)})
 
 
-def record_finished(record: TaskRecord) -> None:
-    """Outcome count, run time and queue wait of a task that has just finished."""
+def record_finished(record: TaskRecord, *, dead_lettered: bool = False) -> None:
+    """Outcome count, run time and queue wait of a task that has just finished (started_at: when the run that
+    finished it began)."""
     name = _OUTCOME_METRICS.get(record.status)
     if name is None:
         return
     values = {name: (MetricUnit.Count, 1.0)}
+    if dead_lettered:
+        values["TasksDeadLettered"] = (MetricUnit.Count, 1.0)
     if record.started_at is not None:
         values["QueueWait"] = (MetricUnit.Milliseconds, (record.started_at - record.created_at) * 1000)
         if record.finished_at is not None:
             values["TaskDuration"] = (MetricUnit.Milliseconds, (record.finished_at - record.started_at) * 1000)
     _emit_task_metrics(record.task, values)
+
+
+def record_dead_lettered(record: TaskRecord) -> None:
+    """A task failed by the dead-letter consumer: counted as failed, and apart (an alarm watches it)."""
+    record_finished(record, dead_lettered=True)

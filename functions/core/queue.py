@@ -1,17 +1,27 @@
-"""The task queue: one small SQS message per task; the task's input stays in its record."""
+"""The task queue: one small SQS message per task; the task's input stays in its record. AWS failures leave as
+QueueUnavailable."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
-from core.errors import MalformedRequest
+from core.aws_errors import AwsError
+from core.errors import MalformedRequest, QueueUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import SendMessageRequestTypeDef
+    from mypy_boto3_sqs.type_defs import (
+        MessageAttributeValueTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+        SendMessageRequestTypeDef,
+    )
+
+# One SendMessageBatch takes at most ten messages.
+SQS_MAX_BATCH = 10
 
 
 class TaskMessage(msgspec.Struct, frozen=True):
@@ -31,7 +41,11 @@ class TaskMessage(msgspec.Struct, frozen=True):
 
 
 class TaskQueue(Protocol):
-    def send(self, message: TaskMessage, delay_seconds: int = 0) -> None: ...
+    def send(self, message: TaskMessage, delay_seconds: int = 0) -> None:
+        """Queue one message, hidden for `delay_seconds`; QueueUnavailable when it was not taken."""
+
+    def send_all(self, messages: Sequence[TaskMessage]) -> set[str]:
+        """Queue several messages; the task ids of those the queue did not take."""
 
 
 class SqsTaskQueue:
@@ -44,8 +58,31 @@ class SqsTaskQueue:
         request: SendMessageRequestTypeDef = {
             "QueueUrl": self._queue_url,
             "MessageBody": message.to_body(),
-            "MessageAttributes": {"task_id": {"DataType": "String", "StringValue": message.task_id}},
+            "MessageAttributes": _attributes(message),
         }
         if delay_seconds:  # else the queue's own delay applies
             request["DelaySeconds"] = delay_seconds
-        self._client.send_message(**request)
+        try:
+            self._client.send_message(**request)
+        except AwsError as error:
+            raise QueueUnavailable("the task queue is unavailable; try again") from error
+
+    def send_all(self, messages: Sequence[TaskMessage]) -> set[str]:
+        unsent: set[str] = set()
+        for start in range(0, len(messages), SQS_MAX_BATCH):
+            chunk = messages[start : start + SQS_MAX_BATCH]
+            entries: list[SendMessageBatchRequestEntryTypeDef] = [
+                {"Id": str(n), "MessageBody": m.to_body(), "MessageAttributes": _attributes(m)}
+                for n, m in enumerate(chunk)
+            ]
+            try:
+                response = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
+            except AwsError:
+                unsent.update(m.task_id for m in chunk)
+                continue
+            unsent.update(chunk[int(failed["Id"])].task_id for failed in response.get("Failed", []))
+        return unsent
+
+
+def _attributes(message: TaskMessage) -> dict[str, MessageAttributeValueTypeDef]:
+    return {"task_id": {"DataType": "String", "StringValue": message.task_id}}

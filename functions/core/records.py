@@ -1,4 +1,5 @@
-"""The task record: one per task, its whole lifecycle, and the view of it the API shows."""
+"""The task record: one per task, its whole lifecycle, and the view of it the API shows. The rules for changing it
+are in core.lifecycle."""
 
 from __future__ import annotations
 
@@ -19,15 +20,24 @@ class TaskStatus(StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
 class TaskFailure(msgspec.Struct, frozen=True):
+    """Why a task failed: the error's type and message, and for invalid input the same per-field errors as a 422."""
+
     type: str
     message: str
+    errors: tuple[dict[str, str], ...] = ()
 
-    def to_json(self) -> dict[str, str]:
-        return {"type": self.type, "message": self.message}
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.errors:
+            body["errors"] = list(self.errors)
+        return body
 
 
 class TaskRecord(msgspec.Struct, frozen=True):
@@ -38,8 +48,11 @@ class TaskRecord(msgspec.Struct, frozen=True):
     input_json: str
     created_at: float
     expires_at: int
+    # Who submitted it (core.identity): only they see it.
+    owner: str
     attempts: int = 0
     progress: float | None = None
+    # When the run that holds the claim, or that recorded the outcome, began.
     started_at: float | None = None
     finished_at: float | None = None
     lease_until: float | None = None
@@ -55,30 +68,6 @@ class TaskRecord(msgspec.Struct, frozen=True):
         # DynamoDB deletes expired items up to a few days late: a record past its expiry is gone already.
         return self.expires_at <= now
 
-    def as_seen(self, now: float) -> TaskRecord:
-        """The task's state at `now`. A worker that is stopped (the function timed out, ran out of memory) records
-        nothing; on an earlier attempt the next delivery takes the task over, but after the last one its message
-        is in the dead-letter queue, and the task has failed once that attempt's lease has run out."""
-        if self.status is not TaskStatus.RUNNING or not self.last_attempt or (self.lease_until or 0) >= now:
-            return self
-        return msgspec.structs.replace(
-            self,
-            status=TaskStatus.FAILED,
-            finished_at=self.lease_until,
-            error=TaskFailure(
-                type="GaveUp",
-                message="gave up: the worker stopped during the last attempt allowed, before the task finished "
-                "(it timed out or ran out of memory)",
-            ),
-        )
-
-    @staticmethod
-    def visible(record: TaskRecord | None, now: float) -> TaskRecord | None:
-        """What a reader of `record` sees at `now` (as_seen), or None when there is none or it has expired."""
-        if record is None or record.is_expired(now):
-            return None
-        return record.as_seen(now)
-
     @property
     def inputs(self) -> dict[str, Any]:
         value: dict[str, Any] = json.loads(self.input_json)
@@ -90,11 +79,11 @@ class TaskRecord(msgspec.Struct, frozen=True):
             "task_id": self.task_id,
             "task": self.task,
             "status": self.status.value,
-            "created_at": _iso(self.created_at),
-            "started_at": _iso(self.started_at),
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
         }
         if self.status.is_terminal:
-            body["finished_at"] = _iso(self.finished_at)
+            body["finished_at"] = iso(self.finished_at)
         else:
             body["progress"] = self.progress if self.progress is not None else 0.0
         if self.attempts:
@@ -106,7 +95,7 @@ class TaskRecord(msgspec.Struct, frozen=True):
         return body
 
 
-def _iso(epoch: float | None) -> str | None:
+def iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -24,6 +24,8 @@ Progress = Callable[[float], None]
 """Called by a task with the fraction of its work done, 0..1. Cheap to call often: writes are throttled."""
 
 TASK_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+# Paths of the API's own routes beside /<task>: no task may take their names.
+RESERVED_NAMES = frozenset({"tasks", "uploads", "dashboard"})
 
 
 class TaskInput(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -50,6 +52,9 @@ class TaskDefinition(msgspec.Struct, frozen=True):
     # Claimed before it runs, so that two deliveries of its message at once (SQS delivers at least once) never run
     # it side by side: for a task whose work outside its result must not happen twice at once. One more write.
     exclusive: bool = False
+    # The longest one run may take: the worker starts it only when its invocation has that long left. None: as long
+    # as a whole invocation allows (it then runs only first in a batch).
+    max_seconds: float | None = None
 
     def validate(self, inputs: Any) -> msgspec.Struct:
         """The task's typed input; InvalidInput with per-field details when `inputs` do not fit its model."""
@@ -102,19 +107,28 @@ _definitions: dict[str, TaskDefinition] = {}
 
 
 def task(
-    name: str | None = None, *, retry_after_seconds: int = 1, exclusive: bool = False
+    name: str | None = None,
+    *,
+    retry_after_seconds: int = 1,
+    exclusive: bool = False,
+    max_seconds: float | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a function as a task reachable at `POST /<name>`.
 
     retry_after_seconds: how long a client polling a pending task is told to wait between polls.
     exclusive: claim the task before running it (one more DynamoDB write), so that it never runs twice at once; a
     quick task is otherwise claimed only once it outlasts a second, and two simultaneous deliveries of its
-    message may both run it (only one outcome is kept)."""
+    message may both run it (only one outcome is kept).
+    max_seconds: the longest one run may take. The worker starts a run only when its invocation has that long left,
+    and hands a message it cannot start back to the queue (a batch never outruns the function's Timeout). Declare
+    it when the worker's BatchSize is above 1; without it a task runs only first in its batch."""
 
     def register(function: Callable[..., Any]) -> Callable[..., Any]:
         task_name = name or function.__name__
-        if not TASK_NAME.match(task_name):
-            raise ValueError(f"task name {task_name!r} must match {TASK_NAME.pattern}")
+        if not TASK_NAME.match(task_name) or task_name in RESERVED_NAMES:
+            raise ValueError(f"task name {task_name!r} must match {TASK_NAME.pattern} and not be one of the API's own")
+        if max_seconds is not None and not max_seconds > 0:
+            raise ValueError(f"task {task_name!r}: max_seconds must be positive")
         if task_name in _definitions and _definitions[task_name].function is not function:
             raise ValueError(f"task {task_name!r} is registered twice")
         hints = get_type_hints(function)
@@ -129,6 +143,7 @@ def task(
             description=(function.__doc__ or "").strip(),
             retry_after_seconds=retry_after_seconds,
             exclusive=exclusive,
+            max_seconds=max_seconds,
         )
         return function
 

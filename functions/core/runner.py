@@ -1,5 +1,5 @@
 """What the worker does with one task message: read the task, run it (claiming it if it runs long), record
-the outcome.
+the outcome. The writes it makes, and their conditions, are core.lifecycle's.
 
 The read skips a finished, cancelled or live-leased task, so a duplicate or late delivery never runs a
 finished task again; every write is conditional on the record being as this run last saw it, so none
@@ -10,8 +10,6 @@ message again; on the last delivery the task is failed and the message goes to t
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import json
 import logging
 import threading
@@ -20,13 +18,16 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError
 
 from core.aws_errors import is_aws_unavailable
-from core.errors import RetryableTaskError, TaskCancelled, TaskError, TaskLost
+from core.deliveries import Disposition, Outcome, TaskBusy
+from core.errors import ApiError, InvalidInput, RetryableTaskError, ServiceUnavailable, TaskCancelled, TaskLost
+from core.lifecycle import view
 from core.queue import TaskMessage
 from core.records import TaskFailure, TaskRecord, TaskStatus
 from core.registry import get_task
+from core.scheduler import Scheduled, scheduler
 from core.store import TaskStore, TransitionRefused
 
 logger = logging.getLogger(__name__)
@@ -38,19 +39,19 @@ PROGRESS_INTERVAL_SECONDS = 1.0
 CLAIM_AFTER_SECONDS = 1.0
 
 
-class TaskBusy(Exception):
-    """Another worker holds a live claim on this task; the message is tried again after its visibility timeout."""
-
-
 def is_transient(error: BaseException) -> bool:
     """Errors that a later attempt may not meet: throttling, timeouts, lost connections."""
-    if isinstance(error, RetryableTaskError | TimeoutError | ConnectionError | TaskBusy) or is_aws_unavailable(error):
+    if isinstance(error, RetryableTaskError | TimeoutError | ConnectionError | TaskBusy | ServiceUnavailable):
         return True
-    # Any other failure of botocore's own (a response it could not read, say) is retried too.
-    return isinstance(error, BotoCoreError)
+    # A task's own AWS calls: throttling, or any failure of botocore's own (a response it could not read, say).
+    return is_aws_unavailable(error) or isinstance(error, BotoCoreError)
 
 
 def describe(error: BaseException) -> TaskFailure:
+    """A task's failure as the API shows it; invalid input keeps its per-field errors, as a 422 would give them."""
+    if isinstance(error, InvalidInput):
+        errors = tuple(error.extra.get("errors", ()))
+        return TaskFailure(type="InvalidInput", message=error.detail, errors=errors)
     return TaskFailure(type=type(error).__name__, message=str(error)[:2000] or type(error).__name__)
 
 
@@ -64,68 +65,6 @@ def encode_result(value: Any) -> str:
     if len(encoded.encode()) > MAX_RESULT_BYTES:
         raise ValueError(f"the task's result is {len(encoded.encode())} bytes; at most {MAX_RESULT_BYTES} are kept")
     return encoded
-
-
-class _Scheduled:
-    __slots__ = ("callback", "cancelled")
-
-    def __init__(self, callback: Callable[[], None]) -> None:
-        self.callback = callback
-        self.cancelled = False
-
-
-class Scheduler:
-    """Runs callbacks at their due time on one background thread per container: a thread per task run would
-    cost more CPU than the rest of a quick task's handling."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._due: list[tuple[float, int, _Scheduled]] = []
-        self._order = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> _Scheduled:
-        entry = _Scheduled(callback)
-        with self._condition:
-            item = (time.monotonic() + delay, next(self._order), entry)
-            heapq.heappush(self._due, item)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="task-claims", daemon=True)
-                self._thread.start()
-            # Waking the thread costs a context switch per task; it only needs one when its next due time moved
-            # earlier (runs schedule with the same delay, so usually it did not).
-            if self._due[0] is item:
-                self._condition.notify()
-        return entry
-
-    def _run(self) -> None:
-        while True:
-            with self._condition:
-                while not self._due or self._due[0][0] > time.monotonic():
-                    self._condition.wait(timeout=self._due[0][0] - time.monotonic() if self._due else None)
-                now = time.monotonic()
-                ready: list[_Scheduled] = []
-                while self._due and self._due[0][0] <= now:
-                    ready.append(heapq.heappop(self._due)[2])
-            for entry in ready:
-                if entry.cancelled:
-                    continue
-                try:
-                    entry.callback()
-                except Exception:  # logged: one failed callback must not stop the claims of later runs
-                    logger.exception("scheduled callback failed")
-
-
-_scheduler = Scheduler()
-
-
-class Outcome(msgspec.Struct, frozen=True):
-    """What became of one delivery, for logs and metrics."""
-
-    task_id: str
-    task: str
-    status: str
-    record: TaskRecord | None = None
 
 
 class TaskRun:
@@ -149,20 +88,21 @@ class TaskRun:
         self._store = store
         self._clock = clock
         self._lease_seconds = lease_seconds
+        # When the run began: started_at on the record, whenever the claim that records it is made.
         self.started_at = clock()
         self._last_progress = self.started_at
         self._lock = threading.Lock()
         self._claimed: TaskRecord | None = None
         self._refused: TransitionRefused | None = None
         self._done = False
-        self._scheduled: _Scheduled | None = None
+        self._scheduled: Scheduled | None = None
 
     @property
     def task_id(self) -> str:
         return self.observed.task_id
 
     def __enter__(self) -> TaskRun:
-        self._scheduled = _scheduler.call_later(CLAIM_AFTER_SECONDS, self._claim_in_background)
+        self._scheduled = scheduler.call_later(CLAIM_AFTER_SECONDS, self._claim_in_background)
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -177,7 +117,11 @@ class TaskRun:
             if self._claimed is None and self._refused is None and not self._done:
                 try:
                     self._claimed = self._store.claim(
-                        self.task_id, self._clock(), self._lease_seconds, last_attempt=self.last_attempt
+                        self.task_id,
+                        self._clock(),
+                        self._lease_seconds,
+                        started_at=self.started_at,
+                        last_attempt=self.last_attempt,
                     )
                 except TransitionRefused as refused:
                     self._refused = refused  # the next progress report stops the task; its outcome is dropped
@@ -185,7 +129,7 @@ class TaskRun:
     def _claim_in_background(self) -> None:
         try:
             self._try_claim()
-        except (BotoCoreError, ClientError) as error:
+        except ServiceUnavailable as error:
             # The run goes on unclaimed; its outcome's condition still keeps the record right.
             logger.warning("could not claim the running task", extra={"task_id": self.task_id, "error": str(error)})
 
@@ -223,9 +167,7 @@ class TaskRun:
             self._store.report_progress(claimed, min(max(float(fraction), 0.0), 1.0))
         except TransitionRefused as refused:
             raise self._stop_for(refused) from refused
-        except (BotoCoreError, ClientError) as error:
-            if not is_transient(error):
-                raise
+        except ServiceUnavailable as error:
             # A progress report is advisory: a throttled write must not cost the task its run.
             logger.warning("progress not recorded", extra={"task_id": self.task_id, "error": str(error)})
 
@@ -270,15 +212,14 @@ class TaskRunner:
 
     def handle(self, message: TaskMessage, receive_count: int) -> Outcome:
         """Process one delivery. Returns when the message is done with; raises when SQS should deliver it again."""
-        stored = self._store.get(message.task_id)
         now = self._clock()
-        current = TaskRecord.visible(stored, now)
+        current = view(self._store.get(message.task_id), now)
         if current is None:
             logger.warning("message for a task that no longer exists", extra={"task_id": message.task_id})
-            return Outcome(message.task_id, message.task, "gone")
+            return Outcome(message.task_id, message.task, Disposition.GONE)
         if current.status.is_terminal:
             logger.info("duplicate delivery of a finished task", extra={"task_id": message.task_id})
-            return Outcome(message.task_id, message.task, "duplicate", current)
+            return Outcome(message.task_id, message.task, Disposition.ALREADY_FINISHED, current)
         last_attempt = receive_count >= self._max_receive_count
         if current.status is TaskStatus.RUNNING and (current.lease_until or 0) >= now:
             if last_attempt and not current.last_attempt:
@@ -300,7 +241,7 @@ class TaskRunner:
             self._store.mark_last_attempt(running)
         except TransitionRefused:
             pass  # the claim has ended or moved on meanwhile: its own outcome or claim tells the task's state
-        except (BotoCoreError, ClientError) as error:
+        except ServiceUnavailable as error:
             logger.warning("could not mark the last attempt", extra={"task_id": running.task_id, "error": str(error)})
 
     def _run(self, run: TaskRun) -> Outcome:
@@ -318,12 +259,14 @@ class TaskRunner:
             result_json = encode_result(definition.function(inputs, run.progress))
         except TaskCancelled:
             logger.info("task cancelled while running", extra={"task_id": record.task_id})
-            return Outcome(record.task_id, record.task, TaskStatus.CANCELLED.value, record)
+            return Outcome(record.task_id, record.task, Disposition.CANCELLED, record)
         except TaskLost:
             logger.warning("task was taken by another delivery; stopping this run", extra={"task_id": record.task_id})
             refusal = run.refusal  # it holds the record as the other delivery left it: no need to read it again
             return self._lost_to_another(run, refusal.current if refusal else self._store.get(record.task_id))
-        except (TaskError, ValueError, TypeError, ArithmeticError, LookupError) as error:
+        except (ApiError, ValueError, TypeError, ArithmeticError, LookupError) as error:
+            if isinstance(error, ServiceUnavailable):
+                raise
             failure = describe(error)
         except Exception as error:
             if is_transient(error):
@@ -341,7 +284,7 @@ class TaskRunner:
             logger.info("task changed while running; outcome dropped", extra={"task_id": record.task_id, "now": status})
             return self._lost_to_another(run, current)
         self._on_finished(finished)
-        return Outcome(record.task_id, record.task, finished.status.value, finished)
+        return Outcome(record.task_id, record.task, Disposition.of(finished.status), finished)
 
     def _lost_to_another(self, run: TaskRun, current: TaskRecord | None) -> Outcome:
         """This run's record changed under it: another delivery of the message (SQS's duplicate, or a redelivery
@@ -350,11 +293,13 @@ class TaskRunner:
         message would also delete the one the other delivery relies on (it is the same message), and should that
         delivery's worker then stop, or should the task be back in the queue, nothing would run it again."""
         record = run.observed
-        seen = TaskRecord.visible(current, self._clock())
-        if seen is None or seen.status.is_terminal:
-            return Outcome(record.task_id, record.task, seen.status.value if seen else "gone", seen)
+        seen = view(current, self._clock())
+        if seen is None:
+            return Outcome(record.task_id, record.task, Disposition.GONE)
+        if seen.status.is_terminal:
+            return Outcome(record.task_id, record.task, Disposition.ALREADY_FINISHED, seen)
         if run.last_attempt and seen.status is TaskStatus.RUNNING and not seen.last_attempt:
-            self._mark_last_attempt(seen)  # as_seen changes only a claim past its lease, which is terminal then
+            self._mark_last_attempt(seen)  # view() changes only a claim past its lease, which is terminal then
         raise TaskBusy(f"task {record.task_id} was taken by another delivery; left to a later one")
 
     def _retry_or_give_up(self, run: TaskRun, error: Exception, receive_count: int) -> Outcome:

@@ -1,8 +1,10 @@
-"""What the API does with a task: submit it, show it, cancel it. Plain Python over a store and a queue."""
+"""What the API does with a task: submit it, show it, cancel it. Plain Python over a store and a queue: the AWS
+adapters behind them raise domain errors (core.errors, TransitionRefused), never botocore's."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import time
@@ -11,9 +13,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from botocore.exceptions import BotoCoreError, ClientError
 
-from core.errors import Conflict, MalformedRequest, QueueUnavailable, TaskNotFound
+from core.errors import Conflict, MalformedRequest, QueueUnavailable, StoreUnavailable, TaskNotFound
+from core.lifecycle import view
 from core.queue import TaskMessage, TaskQueue
 from core.records import TaskRecord, TaskStatus
 from core.store import TaskStore, TransitionRefused
@@ -25,8 +27,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Idempotent submissions get a name-based id, so that the conditional put itself detects the replay.
-IDEMPOTENCY_NAMESPACE = uuid.UUID("0b5c3f0e-8f2a-4c59-9d1e-6f1b8a3c2d47")
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 SECONDS_PER_DAY = 86_400
 # How long the message that an idempotent replay sends again for a still-queued task stays hidden: longer than the
@@ -48,6 +48,20 @@ def parse_task_id(task_id: str) -> str:
         raise MalformedRequest(f"task id {task_id!r} is not a UUID") from exc
 
 
+def idempotent_task_id(secret: bytes, task: str, owner: str, idempotency_key: str) -> str:
+    """The id of the task that (task, owner, key) names: an HMAC under the stack's secret, so that the same key from
+    the same caller finds its task again while nobody can compute another caller's id from public values. Shaped as a
+    UUID (version 8: RFC 9562's form for ids of one's own making)."""
+    digest = bytearray(hmac.new(secret, json.dumps([task, owner, idempotency_key]).encode(), hashlib.sha256).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x80
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return str(uuid.UUID(bytes=bytes(digest[:16])))
+
+
+def _no_secret() -> bytes:
+    raise RuntimeError("TaskService needs id_secret to accept an Idempotency-Key")
+
+
 class TaskService:
     def __init__(
         self,
@@ -55,15 +69,18 @@ class TaskService:
         queue: TaskQueue | None = None,
         *,
         retention_days: int,
+        id_secret: Callable[[], bytes] = _no_secret,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._queue = queue
         self._retention_seconds = retention_days * SECONDS_PER_DAY
+        # Called only for an idempotent submission: plain ones never pay for fetching the secret.
+        self._id_secret = id_secret
         self._clock = clock
 
     def submit(
-        self, definition: TaskDefinition, inputs: Any, *, idempotency_key: str | None = None, caller: str | None = None
+        self, definition: TaskDefinition, inputs: Any, *, owner: str, idempotency_key: str | None = None
     ) -> Submission:
         """Validate, record as queued, then enqueue. Nothing is stored or sent for invalid input."""
         task_name = definition.name
@@ -76,8 +93,7 @@ class TaskService:
         if idempotency_key is not None:
             if not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
                 raise MalformedRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
-            # The caller's identity scopes the key: two callers choosing the same key never see each other's task.
-            task_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, json.dumps([task_name, caller, idempotency_key])))
+            task_id = idempotent_task_id(self._id_secret(), task_name, owner, idempotency_key)
             request_hash = hashlib.sha256(input_json.encode()).hexdigest()
         record = TaskRecord(
             task_id=task_id,
@@ -86,6 +102,7 @@ class TaskService:
             input_json=input_json,
             created_at=now,
             expires_at=int(now) + self._retention_seconds,
+            owner=owner,
             request_hash=request_hash,
             retry_after_seconds=definition.retry_after_seconds,
         )
@@ -93,7 +110,12 @@ class TaskService:
             self._store.create(record, now)
         except TransitionRefused as refused:
             existing = refused.current
-            if existing is None or existing.request_hash != request_hash or existing.task != task_name:
+            if (
+                existing is None
+                or existing.request_hash != request_hash
+                or existing.task != task_name
+                or existing.owner != owner
+            ):
                 raise Conflict("this Idempotency-Key was used before with a different request") from refused
             if existing.status is TaskStatus.QUEUED:
                 # The first submission may have stopped between recording the task and sending its message (its
@@ -101,7 +123,7 @@ class TaskService:
                 # again, delayed, so that the first message, if there is one, is worked on first (the worker then
                 # drops the second as a duplicate, or holds the task under its lease) rather than run beside it.
                 self._resend(existing)
-            return Submission(existing.as_seen(now), replayed=True)
+            return Submission(view(existing, now) or existing, replayed=True)
         self._enqueue(record)
         return Submission(record)
 
@@ -116,41 +138,42 @@ class TaskService:
         worker drop that message, and lose the task)."""
         try:
             self._send(accepted, delay_seconds=RESEND_DELAY_SECONDS)
-        except (BotoCoreError, ClientError) as send_error:
+        except QueueUnavailable:
             logger.error("could not send a queued task again", extra={"task_id": accepted.task_id})
-            raise QueueUnavailable("the task queue is unavailable; try again") from send_error
+            raise
 
     def _enqueue(self, record: TaskRecord) -> None:
         """The message of a task just recorded. When it cannot be sent, the record goes: nothing would run it."""
         try:
             self._send(record)
-        except (BotoCoreError, ClientError) as send_error:
+        except QueueUnavailable as unsent:
             logger.error("could not enqueue task; removing its record", extra={"task_id": record.task_id})
             try:
-                self._store.delete_queued(record.task_id)
-            except (BotoCoreError, ClientError, TransitionRefused):
+                self._store.withdraw(record.task_id)
+            except (StoreUnavailable, TransitionRefused):
                 # The record stays queued with no message; its TTL removes it. Logged so an operator sees it.
                 logger.exception("could not remove the record of an unqueued task", extra={"task_id": record.task_id})
-            raise QueueUnavailable("the task queue is unavailable; nothing was queued, try again") from send_error
+            raise QueueUnavailable("the task queue is unavailable; nothing was queued, try again") from unsent
 
-    def get(self, task_name: str, task_id: str) -> TaskRecord:
+    def get(self, task_name: str, task_id: str, *, owner: str) -> TaskRecord:
+        """The task as its owner sees it. Another caller's task is not found, exactly as one that never existed."""
         task_id = parse_task_id(task_id)
-        record = TaskRecord.visible(self._store.get(task_id), self._clock())
-        if record is None or record.task != task_name:
+        record = view(self._store.get(task_id), self._clock())
+        if record is None or record.task != task_name or record.owner != owner:
             raise TaskNotFound(f"no {task_name} task with id {task_id}")
         return record
 
-    def cancel(self, task_name: str, task_id: str) -> TaskRecord:
+    def cancel(self, task_name: str, task_id: str, *, owner: str) -> TaskRecord:
         """A queued or running task becomes cancelled; the worker skips or stops it."""
-        record = self.get(task_name, task_id)
+        record = self.get(task_name, task_id, owner=owner)
         if record.status.is_terminal:
             return self._cancelled_already_or_conflict(record)
         try:
             return self._store.cancel(record.task_id, self._clock())
         except TransitionRefused as refused:
-            current = refused.current
-            if current is None or current.is_expired(self._clock()):
-                raise TaskNotFound(f"no {task_name} task with id {task_id}") from refused
+            current = view(refused.current, self._clock())
+            if current is None:
+                raise TaskNotFound(f"no {task_name} task with id {record.task_id}") from refused
             return self._cancelled_already_or_conflict(current)
 
     @staticmethod

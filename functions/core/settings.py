@@ -44,18 +44,39 @@ class Settings(msgspec.Struct, frozen=True):
 
 class SubmitSettings(Settings, frozen=True):
     queue_url: str
+    # The key that idempotent task ids are derived with (core.service.idempotent_task_id).
+    id_secret_arn: str
 
     @classmethod
     def from_env(cls) -> SubmitSettings:
-        return cls(**msgspec.structs.asdict(Settings.from_env()), queue_url=_required("QUEUE_URL"))
+        return cls(
+            **msgspec.structs.asdict(Settings.from_env()),
+            queue_url=_required("QUEUE_URL"),
+            id_secret_arn=_required("TASK_ID_SECRET_ARN"),
+        )
 
 
 class WorkerSettings(Settings, frozen=True):
+    # The task queue, where the messages a batch cannot run in time go back as new ones.
+    queue_url: str
     # Must equal the queue's maxReceiveCount: the delivery with this count is the task's last chance.
     max_receive_count: int
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
+        return cls(
+            **msgspec.structs.asdict(Settings.from_env()),
+            queue_url=_required("QUEUE_URL"),
+            max_receive_count=_positive_int("MAX_RECEIVE_COUNT"),
+        )
+
+
+class DeadLetterSettings(Settings, frozen=True):
+    # The task queue's maxReceiveCount: how many deliveries a dead letter had.
+    max_receive_count: int
+
+    @classmethod
+    def from_env(cls) -> DeadLetterSettings:
         return cls(**msgspec.structs.asdict(Settings.from_env()), max_receive_count=_positive_int("MAX_RECEIVE_COUNT"))
 
 
@@ -72,3 +93,8 @@ def submit_settings() -> SubmitSettings:
 @lru_cache(maxsize=1)
 def worker_settings() -> WorkerSettings:
     return WorkerSettings.from_env()
+
+
+@lru_cache(maxsize=1)
+def dead_letter_settings() -> DeadLetterSettings:
+    return DeadLetterSettings.from_env()

@@ -3,14 +3,13 @@ GET /openapi.json: the API's OpenAPI document."""
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.aws import task_queue, task_store
-from core.http import TASK_PATH, Request, Router, dumps, response, task_response
+from core.aws import id_secret, task_queue, task_store
+from core.http import TASK_ROUTE, Request, Router, dumps, response, task_response
 from core.observability import logger, metrics, record_submitted
 from core.registry import get_task
 from core.service import TaskService
@@ -19,16 +18,13 @@ from core.settings import submit_settings
 
 @lru_cache(maxsize=1)
 def service() -> TaskService:
-    return TaskService(task_store(), task_queue(), retention_days=submit_settings().retention_days)
+    return TaskService(task_store(), task_queue(), retention_days=submit_settings().retention_days, id_secret=id_secret)
 
 
 def submit(request: Request, task: str) -> dict[str, Any]:
     definition = get_task(task)  # an unknown task is a 404 whatever its body
     submission = service().submit(
-        definition,
-        request.json_body(),
-        idempotency_key=request.header("Idempotency-Key"),
-        caller=request.caller_identity(),
+        definition, request.json_body(), owner=request.owner, idempotency_key=request.header("Idempotency-Key")
     )
     logger.set_correlation_id(submission.record.task_id)
     logger.info("task accepted", task=task, replayed=submission.replayed)
@@ -43,8 +39,7 @@ def openapi(request: Request) -> dict[str, Any]:
     return response(200, dumps(openapi_document()), "application/json")
 
 
-OPENAPI_PATH = re.compile(r"^/openapi\.json$")
-route = Router({OPENAPI_PATH: {"GET": openapi}, TASK_PATH: {"POST": submit}})
+route = Router({"/openapi.json": {"GET": openapi}, TASK_ROUTE: {"POST": submit}})
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)

@@ -8,15 +8,20 @@ import time
 from core.registry import FiniteNumber, Progress, TaskInput, task
 
 
+def _delay_seconds() -> float:
+    # As the original slow_multiply; MULTIPLY_DELAY_SECONDS (the template's MultiplyDelaySeconds) changes it.
+    return float(os.environ.get("MULTIPLY_DELAY_SECONDS", "10"))
+
+
 class MultiplyInput(TaskInput):
     x: FiniteNumber
     y: FiniteNumber
 
 
-@task("multiply")
+@task("multiply", max_seconds=_delay_seconds() + 5)
 def slow_multiply(inputs: MultiplyInput, progress: Progress) -> int | float:
     """Return x * y after MULTIPLY_DELAY_SECONDS (10 by default, as in the original), reporting progress."""
-    delay = float(os.environ.get("MULTIPLY_DELAY_SECONDS", "10"))
+    delay = _delay_seconds()
     started = time.monotonic()
     while (elapsed := time.monotonic() - started) < delay:
         progress(elapsed / delay)

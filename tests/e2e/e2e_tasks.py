@@ -16,7 +16,7 @@ class NoInput(TaskInput):
     pass
 
 
-@task("e2e-nap")
+@task("e2e-nap", max_seconds=30)
 def nap(inputs: NapInput, progress: Progress) -> str:
     """Sleep, reporting progress, so that a test can cancel it while it is queued or running."""
     started = time.monotonic()
@@ -26,13 +26,13 @@ def nap(inputs: NapInput, progress: Progress) -> str:
     return "rested"
 
 
-@task("e2e-fail")
+@task("e2e-fail", max_seconds=5)
 def fail(inputs: NoInput, progress: Progress) -> None:
     """A task whose own code fails: the task ends failed, the message is done with."""
     raise ValueError("this task always fails")
 
 
-@task("e2e-poison")
+@task("e2e-poison", max_seconds=5)
 def poison(inputs: NoInput, progress: Progress) -> None:
     """Fails transiently on every delivery: retried until the redrive policy moves it to the dead-letter queue."""
     raise RetryableTaskError("still not ready")

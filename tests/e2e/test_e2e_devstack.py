@@ -89,7 +89,12 @@ def test_services_only_mode_starts_and_stops(tmp_path: Path) -> None:
         # THEN the services answer and env.json describes them
         sqs = boto3.client("sqs", endpoint_url=endpoint.group(1), region_name="us-east-1")
         assert any(url.endswith("/TaskQueue") for url in sqs.list_queues()["QueueUrls"])
-        assert set(json.loads(env_file.read_text())) == {"SubmitFunction", "ResultFunction", "WorkerFunction"}
+        assert set(json.loads(env_file.read_text())) == {
+            "SubmitFunction",
+            "ResultFunction",
+            "WorkerFunction",
+            "DeadLetterFunction",
+        }
     finally:
         # WHEN it gets SIGTERM THEN it stops cleanly
         process.send_signal(signal.SIGTERM)

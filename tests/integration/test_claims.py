@@ -99,7 +99,7 @@ def test_exclusive_run_that_loses_the_claim_to_another_delivery_runs_nothing_and
     def claimed_first(**_: Any) -> None:
         if not raced:  # this run's claim, about to be sent
             raced.append(True)
-            task_store().claim(task_id, now=time.time(), lease_seconds=600)
+            task_store().claim(task_id, now=time.time(), lease_seconds=600, started_at=time.time())
 
     event = "before-call.dynamodb.UpdateItem"
     dynamodb_client().meta.events.register(event, claimed_first)

@@ -15,9 +15,11 @@ from msgspec.structs import replace
 
 from core import registry, service
 from core.aws import dynamodb_client, sqs_client, task_store
+from core.deliveries import Disposition, TaskBusy
+from core.lifecycle import view
 from core.queue import TaskMessage
 from core.records import TaskStatus
-from core.runner import TaskBusy, TaskRunner
+from core.runner import TaskRunner
 from core.store import TransitionRefused
 from tests.support.driver import Driver
 
@@ -174,7 +176,7 @@ def test_worker_throttled_by_dynamodb_retries_then_succeeds(driver: Driver) -> N
 def test_worker_killed_mid_task_is_claimed_again_after_its_lease(driver: Driver) -> None:
     task_id = driver.submit("multiply", {"x": 3, "y": 3}).body["task_id"]
     # A worker claimed the task, then died: its lease has run out, its message comes back.
-    task_store().claim(task_id, now=1.0e9, lease_seconds=60)
+    task_store().claim(task_id, now=1.0e9, lease_seconds=60, started_at=1.0e9)
     assert driver.get("multiply", task_id).body["status"] == "running"
 
     assert driver.deliver() == []
@@ -215,7 +217,7 @@ def test_worker_stopped_on_every_attempt_leaves_the_task_failed_not_running(driv
 
         # Redriven from the dead-letter queue, the message finds a finished task: dropped, not run.
         redriven = runner.handle(TaskMessage(task_id, "multiply"), receive_count=1)
-    assert redriven.status == "duplicate"
+    assert redriven.disposition is Disposition.ALREADY_FINISHED
     assert driver.get("multiply", task_id).body["status"] == "failed"
 
 
@@ -223,7 +225,9 @@ def test_last_delivery_meeting_a_live_claim_marks_it_as_the_last_attempt(driver:
     task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
     store = task_store()
     now = time.time()
-    held = store.claim(task_id, now=now, lease_seconds=600)  # a live worker runs it, on an earlier delivery
+    held = store.claim(
+        task_id, now=now, lease_seconds=600, started_at=now
+    )  # a live worker runs it, on an earlier delivery
     runner = TaskRunner(store, max_receive_count=driver.resources.max_receive_count, lease_seconds=60)
 
     # WHEN the last delivery SQS allows finds it held THEN it is tried again later (and so goes to the DLQ)...
@@ -236,8 +240,8 @@ def test_last_delivery_meeting_a_live_claim_marks_it_as_the_last_attempt(driver:
     assert marked is not None
     assert marked.last_attempt
     assert marked.attempts == held.attempts
-    assert marked.as_seen(now + 1).status is TaskStatus.RUNNING
-    assert marked.as_seen(now + 601).status is TaskStatus.FAILED
+    assert (view(marked, now + 1) or marked).status is TaskStatus.RUNNING
+    assert (view(marked, now + 601) or marked).status is TaskStatus.FAILED
     # The live worker's own outcome still lands: the mark leaves its claim as it was.
     store.finish(held, now + 2, claimed=True, started_at=now, result_json="6")
     assert driver.get("multiply", task_id).body["result"] == 6
@@ -245,7 +249,7 @@ def test_last_delivery_meeting_a_live_claim_marks_it_as_the_last_attempt(driver:
 
 def test_task_running_under_a_live_lease_is_not_run_twice(driver: Driver) -> None:
     task_id = driver.submit("counting", {"n": 303}).body["task_id"]
-    task_store().claim(task_id, now=time.time(), lease_seconds=600)  # held by a live worker
+    task_store().claim(task_id, now=time.time(), lease_seconds=600, started_at=time.time())  # held by a live worker
 
     assert len(driver.deliver()) == 1  # tried again later, not run
 
@@ -271,7 +275,7 @@ def test_a_run_that_loses_its_task_to_another_delivery_leaves_the_message_for_a_
     store = task_store()
 
     def taken_midway(inputs: Any, progress: Any) -> int:
-        claimed = store.claim(task_id, now=time.time(), lease_seconds=600)
+        claimed = store.claim(task_id, now=time.time(), lease_seconds=600, started_at=time.time())
         if meanwhile == "claimed and put back":
             store.release(claimed, claimed=True)
         return int(inputs.n)
@@ -293,7 +297,7 @@ def test_a_run_that_loses_its_task_to_another_delivery_leaves_the_message_for_a_
 def test_stale_worker_cannot_overwrite_the_outcome_of_a_newer_attempt(driver: Driver) -> None:
     task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
     store = task_store()
-    stale = store.claim(task_id, now=1.0e9, lease_seconds=1)
+    stale = store.claim(task_id, now=1.0e9, lease_seconds=1, started_at=1.0e9)
     driver.deliver()  # a second worker takes over after the lease and finishes
 
     with pytest.raises(TransitionRefused):
@@ -321,7 +325,7 @@ def test_cancelling_a_running_task_stops_it_at_its_next_progress_report(driver: 
         runner = TaskRunner(store, max_receive_count=3, lease_seconds=60, clock=lambda: float(next(clock)))
         outcome = runner.handle(TaskMessage(task_id, "multiply"), receive_count=1)
 
-    assert outcome.status == TaskStatus.CANCELLED
+    assert outcome.disposition is Disposition.CANCELLED
     assert reports == [0.1]
     body = driver.get("multiply", task_id).body
     assert body["status"] == "cancelled"

@@ -7,13 +7,28 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from dead_letter.app import lambda_handler as dead_letter_handler
 
 from devstack.event_source import sqs_record
+from devstack.lambdas import LambdaContext
 from devstack.resources import LocalResources
 from result.app import lambda_handler as result_handler
 from submit.app import lambda_handler as submit_handler
 from tests.support.events import http_event, lambda_context
 from worker.app import lambda_handler as worker_handler
+
+# requestContext.authorizer as API Gateway passes it; None: no authorizer (AuthType NONE).
+Authorizer = dict[str, Any] | None
+
+
+def iam_caller(principal_arn: str) -> dict[str, Any]:
+    """An IAM authorizer's context for a SigV4-signed request of `principal_arn`."""
+    return {"iam": {"accountId": "123456789012", "userArn": principal_arn, "userId": "AIDAEXAMPLE"}}
+
+
+def jwt_caller(subject: str, issuer: str = "https://issuer.example.com") -> dict[str, Any]:
+    """A JWT authorizer's context for a token of `subject`."""
+    return {"jwt": {"claims": {"iss": issuer, "sub": subject, "aud": "tasks"}, "scopes": None}}
 
 
 @dataclass
@@ -34,14 +49,16 @@ class Driver:
         self.sqs = boto3.client("sqs")
         self.dynamodb = boto3.client("dynamodb")
 
-    def submit(self, task: str, body: Any, headers: dict[str, str] | None = None) -> HttpResponse:
-        return _call(submit_handler, http_event("POST", f"/{task}", body, headers))
+    def submit(
+        self, task: str, body: Any, headers: dict[str, str] | None = None, *, caller: Authorizer = None
+    ) -> HttpResponse:
+        return _call(submit_handler, http_event("POST", f"/{task}", body, headers, authorizer=caller))
 
-    def get(self, task: str, task_id: str) -> HttpResponse:
-        return _call(result_handler, http_event("GET", f"/{task}/{task_id}"))
+    def get(self, task: str, task_id: str, *, caller: Authorizer = None) -> HttpResponse:
+        return _call(result_handler, http_event("GET", f"/{task}/{task_id}", authorizer=caller))
 
-    def cancel(self, task: str, task_id: str) -> HttpResponse:
-        return _call(result_handler, http_event("DELETE", f"/{task}/{task_id}"))
+    def cancel(self, task: str, task_id: str, *, caller: Authorizer = None) -> HttpResponse:
+        return _call(result_handler, http_event("DELETE", f"/{task}/{task_id}", authorizer=caller))
 
     def receive(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = self.sqs.receive_message(
@@ -52,11 +69,11 @@ class Driver:
         ).get("Messages", [])
         return messages
 
-    def run_worker(self, messages: list[dict[str, Any]]) -> list[str]:
-        """Invoke the worker; delete what it handled, return the failed message ids to the queue at once
-        (as if their visibility timeout had passed)."""
+    def run_worker(self, messages: list[dict[str, Any]], context: LambdaContext | None = None) -> list[str]:
+        """Invoke the worker (with a minute to run, unless `context` says otherwise); delete what it handled, return
+        the failed message ids to the queue at once (as if their visibility timeout had passed)."""
         event = {"Records": [sqs_record(message, self.resources.queue_arn) for message in messages]}
-        response = worker_handler(event, lambda_context())
+        response = worker_handler(event, context or lambda_context())
         failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
         for message in messages:
             if message["MessageId"] in failed:
@@ -65,6 +82,24 @@ class Driver:
                 )
             else:
                 self.sqs.delete_message(QueueUrl=self.resources.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return sorted(failed)
+
+    def receive_dead_letters(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = self.sqs.receive_message(
+            QueueUrl=self.resources.dlq_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+        ).get("Messages", [])
+        return messages
+
+    def run_dead_letter_consumer(self, messages: list[dict[str, Any]]) -> list[str]:
+        """Invoke the dead-letter consumer as the DLQ's event source would; delete what it handled; the ids of the
+        messages it left in the queue."""
+        dlq_arn = self.sqs.get_queue_attributes(QueueUrl=self.resources.dlq_url, AttributeNames=["QueueArn"])
+        event = {"Records": [sqs_record(message, dlq_arn["Attributes"]["QueueArn"]) for message in messages]}
+        response = dead_letter_handler(event, lambda_context())
+        failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+        for message in messages:
+            if message["MessageId"] not in failed:
+                self.sqs.delete_message(QueueUrl=self.resources.dlq_url, ReceiptHandle=message["ReceiptHandle"])
         return sorted(failed)
 
     def deliver(self) -> list[str]:

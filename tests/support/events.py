@@ -11,9 +11,9 @@ from devstack.lambdas import LambdaContext
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
-def lambda_context() -> LambdaContext:
+def lambda_context(timeout_seconds: int = 60) -> LambdaContext:
     """A context as Lambda passes one (devstack's, as the local stack passes it), with a minute to run."""
-    return LambdaContext(function_name="test-function", memory_limit_in_mb=256, timeout_seconds=60)
+    return LambdaContext(function_name="test-function", memory_limit_in_mb=256, timeout_seconds=timeout_seconds)
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -21,13 +21,32 @@ def load_event(name: str) -> dict[str, Any]:
     return event
 
 
-def http_event(method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    """The API Gateway event for a request, built from the sample events in events/."""
+# The template's routes, by the path parameters they take ("openapi.json" is a route of its own).
+ROUTES = {1: "/{task}", 2: "/{task}/{task_id}"}
+STATIC_ROUTES = frozenset({"/openapi.json"})
+
+
+def http_event(
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    *,
+    authorizer: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The API Gateway event for a request, built from the sample events in events/: the route API Gateway matched
+    (routeKey, pathParameters) as it names them; `authorizer` as its authorizer would pass it (none: AuthType NONE)."""
     parts = path.strip("/").split("/")
     event = load_event("submit_multiply" if len(parts) == 1 else "result_get")
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
     event["requestContext"]["http"]["method"] = method
-    event["pathParameters"] = dict(zip(["task", "task_id"], parts, strict=False))
+    route = path if path in STATIC_ROUTES else ROUTES[len(parts)]
+    event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {route}"
+    event["pathParameters"] = {} if path in STATIC_ROUTES else dict(zip(["task", "task_id"], parts, strict=False))
+    if authorizer is None:
+        event["requestContext"].pop("authorizer", None)
+    else:
+        event["requestContext"]["authorizer"] = authorizer
     event["headers"] = {**event["headers"], **(headers or {})}
     event["isBase64Encoded"] = False
     if body is None:

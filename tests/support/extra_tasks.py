@@ -21,32 +21,32 @@ class Count(TaskInput):
 calls: dict[str, int] = {}
 
 
-@task("always-transient")
+@task("always-transient", max_seconds=5)
 def always_transient(inputs: Nothing, progress: Progress) -> None:
     """Meets a busy dependency every time: a poison message."""
     raise RetryableTaskError("the dependency is busy")
 
 
-@task("always-fails")
+@task("always-fails", max_seconds=5)
 def always_fails(inputs: Nothing, progress: Progress) -> None:
     raise ValueError("this input can never work")
 
 
-@task("counting")
+@task("counting", max_seconds=5)
 def counting(inputs: Count, progress: Progress) -> int:
     """Counts its runs, so that a test sees a task run twice."""
     calls[str(inputs.n)] = calls.get(str(inputs.n), 0) + 1
     return inputs.n
 
 
-@task("exclusive-counting", exclusive=True)
+@task("exclusive-counting", exclusive=True, max_seconds=5)
 def exclusive_counting(inputs: Count, progress: Progress) -> int:
     """Counts its runs, claimed before each."""
     calls[f"exclusive-{inputs.n}"] = calls.get(f"exclusive-{inputs.n}", 0) + 1
     return inputs.n
 
 
-@task("huge-result")
+@task("huge-result", max_seconds=5)
 def huge_result(inputs: Nothing, progress: Progress) -> str:
     return "x" * 400_000
 
@@ -56,10 +56,23 @@ class Nap(TaskInput):
     seconds: Annotated[float, msgspec.Meta(ge=0, le=2)]
 
 
-@task("nap")
+@task("nap", max_seconds=5)
 def nap(inputs: Nap, progress: Progress) -> float:
     """Sleeps without reporting progress."""
     import time
 
     time.sleep(inputs.seconds)
     return inputs.seconds
+
+
+@task("declared-slow", max_seconds=20)
+def declared_slow(inputs: Count, progress: Progress) -> int:
+    """Says a run may take 20 s (it takes none): the worker starts it only with that much time left."""
+    calls[f"declared-slow-{inputs.n}"] = calls.get(f"declared-slow-{inputs.n}", 0) + 1
+    return inputs.n
+
+
+@task("undeclared")
+def undeclared(inputs: Count, progress: Progress) -> int:
+    """Says nothing of how long it may run: the worker runs it only first in a batch."""
+    return inputs.n

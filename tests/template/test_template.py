@@ -23,7 +23,8 @@ TEMPLATE = ROOT / "template.yaml"
 BIN = Path(sys.executable).parent
 AUTH_TYPES = ("AWS_IAM", "JWT", "NONE")
 JWT_PARAMETERS = {"JwtIssuer": "https://issuer.example.com", "JwtAudience": "task-api"}
-FUNCTIONS = ("SubmitFunction", "ResultFunction", "WorkerFunction")
+FUNCTIONS = ("SubmitFunction", "ResultFunction", "WorkerFunction", "DeadLetterFunction")
+SQS_FUNCTIONS = ("WorkerFunction", "DeadLetterFunction")
 API_FUNCTIONS = ("SubmitFunction", "ResultFunction")
 # What SAM attaches by itself: basic execution (logs), X-Ray (Tracing: Active) and, for the SQS event source,
 # queue polling. Their account-wide resources are capped by FunctionPermissionsBoundary (tested below).
@@ -75,6 +76,11 @@ class Resolver:
     def _value(self, node: Any) -> Any:
         if isinstance(node, dict) and set(node) == {"Ref"} and node["Ref"] in self.parameters:
             return self.parameters[node["Ref"]]
+        if isinstance(node, dict) and set(node) == {"Fn::Join"}:
+            separator, items = node["Fn::Join"]
+            items = self._value(items)
+            # A CommaDelimitedList parameter is a list; its default here is the template's text.
+            return separator.join(items.split(",") if isinstance(items, str) else map(str, items))
         return node
 
     def _truth(self, node: Any) -> bool:
@@ -282,7 +288,7 @@ def _statements(policy_document: dict[str, Any]) -> list[dict[str, Any]]:
 def test_template_function_roles_grant_no_wildcards(resources: dict[str, Any]) -> None:
     for name in FUNCTIONS:
         role = resources[resources[name]["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
-        allowed_managed = SAM_MANAGED_POLICIES | ({SQS_POLLER_POLICY} if name == "WorkerFunction" else set())
+        allowed_managed = SAM_MANAGED_POLICIES | ({SQS_POLLER_POLICY} if name in SQS_FUNCTIONS else set())
         assert set(role["ManagedPolicyArns"]) <= allowed_managed, name
         assert role["PermissionsBoundary"] == {"Ref": "FunctionPermissionsBoundary"}, name
         for policy in role.get("Policies", []):
@@ -303,9 +309,29 @@ def test_template_permissions_boundary_is_scoped(resources: dict[str, Any]) -> N
             assert all(action.startswith(UNSCOPABLE_ACTION_PREFIXES) for action in actions), actions
         else:
             for resource in as_list(statement["Resource"]):
-                assert set(resource) == {"Fn::GetAtt"}, resource
+                # One of the stack's own resources: an ARN attribute, or a secret's Ref (its ARN).
+                assert set(resource) == {"Fn::GetAtt"} or resource == {"Ref": "TaskIdSecret"}, resource
     log_groups = next(s for s in _statements(document) if "logs:PutLogEvents" in s["Action"])["Resource"]
-    assert {group["Fn::GetAtt"][0] for group in log_groups} == {"SubmitLogGroup", "ResultLogGroup", "WorkerLogGroup"}
+    assert {group["Fn::GetAtt"][0] for group in log_groups} == {
+        "SubmitLogGroup",
+        "ResultLogGroup",
+        "WorkerLogGroup",
+        "DeadLetterLogGroup",
+    }
+
+
+def test_template_only_submit_may_read_the_task_id_secret(resources: dict[str, Any]) -> None:
+    readers = set()
+    for name in FUNCTIONS:
+        role = resources[resources[name]["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+        for policy in role.get("Policies", []):
+            for statement in _statements(policy["PolicyDocument"]):
+                if "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
+                    assert as_list(statement["Resource"]) == [{"Ref": "TaskIdSecret"}]
+                    readers.add(name)
+    assert readers == {"SubmitFunction"}
+    variables = resources["SubmitFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["TASK_ID_SECRET_ARN"] == {"Ref": "TaskIdSecret"}
 
 
 def test_template_has_no_powertools_dev_or_debug(resources: dict[str, Any]) -> None:
@@ -320,7 +346,17 @@ def test_template_has_no_powertools_dev_or_debug(resources: dict[str, Any]) -> N
 def test_template_queues_and_table_are_encrypted(resources: dict[str, Any]) -> None:
     for name in ("TaskQueue", "TaskDeadLetterQueue"):
         assert resources[name]["Properties"]["SqsManagedSseEnabled"] is True, name
-    assert resources["TasksTable"]["Properties"]["SSESpecification"] == {"SSEEnabled": True}
+    # DynamoDB encrypts every table; SSEEnabled false chooses the AWS owned key, which costs nothing per request.
+    assert resources["TasksTable"]["Properties"]["SSESpecification"] == {"SSEEnabled": False}
+
+
+def test_template_table_outlives_the_stack_and_is_protected_by_a_parameter(
+    sam_template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    table = resources["TasksTable"]
+    assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    assert table["Properties"]["DeletionProtectionEnabled"] == {"Ref": "TableDeletionProtection"}
+    assert sam_template["Parameters"]["TableDeletionProtection"]["Default"] == "true"
 
 
 def test_template_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(resources: dict[str, Any]) -> None:
@@ -343,9 +379,22 @@ def test_template_failed_tasks_reach_the_dead_letter_queue(resources: dict[str, 
     assert resources["TaskDeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
 
 
-def test_template_visibility_timeout_is_six_worker_timeouts(resources: dict[str, Any]) -> None:
-    timeout = resources["WorkerFunction"]["Properties"]["Timeout"]
-    assert resources["TaskQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout
+def test_template_visibility_timeout_is_six_worker_timeouts_for_every_allowed_timeout(
+    sam_template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    assert resources["WorkerFunction"]["Properties"]["Timeout"] == {"Ref": "WorkerTimeout"}
+    assert resources["TaskQueue"]["Properties"]["VisibilityTimeout"] == {
+        "Fn::FindInMap": ["QueueVisibility", {"Ref": "WorkerTimeout"}, "Seconds"]
+    }
+    timeouts = sam_template["Parameters"]["WorkerTimeout"]["AllowedValues"]
+    assert max(timeouts) == 900  # Lambda's limit
+    mapping = sam_template["Mappings"]["QueueVisibility"]
+    assert {int(key): value["Seconds"] for key, value in mapping.items()} == {t: 6 * t for t in timeouts}
+
+
+def test_template_dead_letter_consumer_looks_again_after_its_own_timeout(resources: dict[str, Any]) -> None:
+    timeout = resources["DeadLetterFunction"]["Properties"]["Timeout"]
+    assert resources["TaskDeadLetterQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout
 
 
 def test_template_submit_stops_before_a_replay_resends_its_message(resources: dict[str, Any]) -> None:
@@ -362,12 +411,37 @@ def test_template_table_has_pitr_and_ttl(resources: dict[str, Any]) -> None:
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
 
 
-def test_template_worker_reports_partial_batches_with_bounded_concurrency(resources: dict[str, Any]) -> None:
-    (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
-    properties = mapping["Properties"]
-    assert properties["FunctionName"] == {"Ref": "WorkerFunction"}
+def _event_sources(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        mapping["Properties"]["FunctionName"]["Ref"]: mapping["Properties"]
+        for mapping in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    }
+
+
+def test_template_worker_reports_partial_batches_with_bounded_concurrency(
+    sam_template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    properties = _event_sources(resources)["WorkerFunction"]
+    assert properties["EventSourceArn"] == {"Fn::GetAtt": ["TaskQueue", "Arn"]}
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert properties["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "WorkerMaxConcurrency"}}
+    assert properties["BatchSize"] == {"Ref": "WorkerBatchSize"}
+    parameters = sam_template["Parameters"]
+    # One task per invocation unless asked: a batch runs its tasks one after another.
+    assert parameters["WorkerBatchSize"]["Default"] == 1
+    # A new account may have a concurrency quota of 10: the worker leaves half of it to the API.
+    assert parameters["WorkerMaxConcurrency"]["Default"] <= 5
+    # The worker sends back what a batch has no time for, to its own queue.
+    variables = resources["WorkerFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["QUEUE_URL"] == {"Ref": "TaskQueue"}
+
+
+def test_template_dead_letters_are_consumed_and_their_tasks_failed(resources: dict[str, Any]) -> None:
+    properties = _event_sources(resources)["DeadLetterFunction"]
+    assert properties["EventSourceArn"] == {"Fn::GetAtt": ["TaskDeadLetterQueue", "Arn"]}
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    variables = resources["DeadLetterFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["MAX_RECEIVE_COUNT"] == {"Ref": "MaxReceiveCount"}
 
 
 # ---- logs
@@ -383,6 +457,12 @@ def test_template_functions_log_to_their_own_group_with_retention(
         assert resources[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
     for name, group in of_type(resources, "AWS::Logs::LogGroup").items():
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+
+
+def test_template_api_access_log_group_is_a_vended_log_group(resources: dict[str, Any]) -> None:
+    # API Gateway adds other log groups to the account's 5,120-character CloudWatch Logs resource policy.
+    name = resources["HttpApiAccessLogGroup"]["Properties"]["LogGroupName"]
+    assert name == {"Fn::Sub": "/aws/vendedlogs/apigateway/${AWS::StackName}/access"}
 
 
 def test_template_api_access_log_is_json_with_the_fields_to_investigate(resources: dict[str, Any]) -> None:
@@ -410,7 +490,8 @@ def test_template_has_every_alarm(resources: dict[str, Any]) -> None:
         (dimension,) = alarm["Dimensions"]
         watched.add(_watches(alarm["Namespace"], alarm["MetricName"], dimension["Value"]))
     expected = {
-        _watches("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": ["TaskDeadLetterQueue", "QueueName"]}),
+        _watches("AWS/SQS", "NumberOfMessagesReceived", {"Fn::GetAtt": ["TaskDeadLetterQueue", "QueueName"]}),
+        _watches("AWS/SQS", "ApproximateAgeOfOldestMessage", {"Fn::GetAtt": ["TaskDeadLetterQueue", "QueueName"]}),
         _watches("AWS/SQS", "ApproximateAgeOfOldestMessage", {"Fn::GetAtt": ["TaskQueue", "QueueName"]}),
         _watches("AWS/ApiGateway", "5xx", {"Ref": "HttpApi"}),
         _watches("AWS/ApiGateway", "Latency", {"Ref": "HttpApi"}),
@@ -419,14 +500,20 @@ def test_template_has_every_alarm(resources: dict[str, Any]) -> None:
 
 
 def test_template_alarm_thresholds(resources: dict[str, Any]) -> None:
-    by_metric = {
-        alarm["MetricName"]: alarm for alarm in _alarms(resources).values() if alarm["Namespace"] != "AWS/Lambda"
-    }
-    dead_letters = by_metric["ApproximateNumberOfMessagesVisible"]
+    alarms = _alarms(resources)
+    by_metric = {alarm["MetricName"]: alarm for alarm in alarms.values() if alarm["Namespace"] == "AWS/ApiGateway"}
+    dead_letters = alarms["DeadLetterQueueAlarm"]
     assert (dead_letters["Threshold"], dead_letters["ComparisonOperator"]) == (0, "GreaterThanThreshold")
-    assert by_metric["ApproximateAgeOfOldestMessage"]["Threshold"] == {"Ref": "QueueAgeAlarmSeconds"}
+    assert alarms["QueueAgeAlarm"]["Threshold"] == {"Ref": "QueueAgeAlarmSeconds"}
     assert by_metric["Latency"]["ExtendedStatistic"] == "p99"
     assert by_metric["Latency"]["Threshold"] == {"Ref": "ApiLatencyAlarmMilliseconds"}
+
+
+def test_template_alarm_descriptions_say_what_the_code_does(resources: dict[str, Any]) -> None:
+    worker = _alarms(resources)["WorkerErrorsAlarm"]["AlarmDescription"]
+    # The worker answers a partial batch response even when every message failed: Errors are its own faults.
+    assert "every record failed" not in worker
+    assert "never fails an invocation" in worker
 
 
 def test_template_every_alarm_notifies_the_topic(resources: dict[str, Any]) -> None:
@@ -455,3 +542,42 @@ def test_template_dashboard_shows_task_metrics_from_the_functions_namespace(
         assert metric in text, metric
     (alarm_widget,) = (widget for widget in filled["widgets"] if widget["type"] == "alarm")
     assert len(alarm_widget["properties"]["alarms"]) == len(_alarms(resources))
+
+
+def _emitted_dimensions(capsys: pytest.CaptureFixture[str]) -> dict[str, set[frozenset[str]]]:
+    """Each metric the functions emit (EMF documents on stdout), with the dimension sets it is emitted under."""
+    from msgspec.structs import replace
+
+    from core.observability import metrics, record_dead_lettered, record_finished, record_submitted
+    from core.records import TaskRecord, TaskStatus
+    from tests.support.events import lambda_context
+
+    capsys.readouterr()
+    done = TaskRecord("id", "multiply", TaskStatus.SUCCEEDED, "{}", 1.0, 2, "public", 1, None, 1.5, 2.0)
+    record_submitted("multiply")
+    record_finished(done)
+    record_dead_lettered(replace(done, status=TaskStatus.FAILED))
+    metrics.log_metrics(capture_cold_start_metric=True)(lambda event, context: None)({}, lambda_context())
+    emitted: dict[str, set[frozenset[str]]] = {}
+    for line in capsys.readouterr().out.splitlines():
+        document = json.loads(line)
+        for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
+            for metric in directive["Metrics"]:
+                emitted.setdefault(metric["Name"], set()).update(frozenset(d) for d in directive["Dimensions"])
+    return emitted
+
+
+def test_template_dashboard_series_match_the_dimensions_the_functions_emit(
+    resources: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the metrics as the functions emit them
+    emitted = _emitted_dimensions(capsys)
+    body, _ = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    searches = re.findall(r"SEARCH\('\{\$\{Namespace\},([^}]*)\} MetricName=\\\"(\w+)\\\"'", body)
+    assert searches
+
+    # THEN every SEARCH asks for a metric under exactly a dimension set it is emitted with (SEARCH matches a schema's
+    # dimensions exactly: a series over fewer dimensions than the documents carry finds nothing)
+    for dimensions, metric in searches:
+        assert metric in emitted, metric
+        assert frozenset(dimensions.split(",")) in emitted[metric], (metric, dimensions, emitted[metric])

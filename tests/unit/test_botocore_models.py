@@ -6,10 +6,12 @@ import re
 from pathlib import Path
 
 import boto3
+import botocore
 import pytest
 from botocore import xform_name
 
-from core.aws import dynamodb_client, sqs_client
+from core import aws
+from core.aws import BOTOCORE_MODELS, cut_models_fit, dynamodb_client, sqs_client
 from tools.trim_botocore_models import OPERATIONS, model_path, rendered, trimmed_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,5 +38,30 @@ def test_every_operation_the_functions_call_is_in_the_models() -> None:
 
 def test_the_functions_clients_read_the_cut_models_and_a_tasks_clients_the_full_ones(aws: object) -> None:
     assert dynamodb_client().meta.service_model.operation_names == ["DeleteItem", "GetItem", "PutItem", "UpdateItem"]
-    assert sqs_client().meta.service_model.operation_names == ["SendMessage"]
+    assert sqs_client().meta.service_model.operation_names == ["SendMessage", "SendMessageBatch"]
     assert "Query" in boto3.client("dynamodb").meta.service_model.operation_names
+
+
+def test_the_models_record_the_botocore_they_were_cut_from() -> None:
+    assert (BOTOCORE_MODELS / "VERSION").read_text().strip() == botocore.__version__, "run `make models`"
+
+
+def test_under_another_botocore_the_functions_use_its_own_models_and_say_so_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a runtime whose botocore is not the one the models were cut from (Lambda updates its runtime's SDK)
+    monkeypatch.setattr(aws, "cut_models_fit", lambda: cut_models_fit("1.0.0"))
+    aws.session.cache_clear()
+    try:
+        # WHEN the functions build their clients
+        search_paths = aws.session()._session.get_component("data_loader").search_paths
+        client = aws.session().client("dynamodb", region_name="us-east-1")
+
+        # THEN botocore's own, whole models serve them, and one warning says why
+        assert str(BOTOCORE_MODELS) not in search_paths
+        assert "Query" in client.meta.service_model.operation_names
+        warnings = [record for record in caplog.records if "cut models" in record.getMessage()]
+        assert len(warnings) == 1
+        assert "1.0.0" in warnings[0].getMessage()
+    finally:
+        aws.session.cache_clear()

@@ -29,7 +29,6 @@ def call(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, str], dict
         ("submit_invalid_json", 400, "Malformed request"),
         ("submit_invalid_input", 422, "Invalid input"),
         ("submit_unknown_task", 404, "Not found"),
-        ("submit_wrong_method", 405, "Method not allowed"),
     ],
 )
 def test_submit_handler_answers_each_sample_event(
@@ -49,7 +48,7 @@ def test_submit_handler_answers_each_sample_event(
 
 @pytest.mark.parametrize(
     ("event_name", "status"),
-    [("result_get", 404), ("result_get_malformed_id", 400), ("result_cancel", 404)],
+    [("result_get", 404), ("result_get_malformed_id", 400), ("result_cancel", 404), ("result_wrong_method", 405)],
 )
 def test_result_handler_answers_each_sample_event(aws: LocalResources, event_name: str, status: int) -> None:
     code, headers, body = call(result_handler, load_event(event_name))

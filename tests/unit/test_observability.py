@@ -124,7 +124,7 @@ def test_a_message_whose_task_another_delivery_holds_is_one_info_line_not_an_err
     from core.aws import task_store
 
     task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
-    task_store().claim(task_id, now=time.time(), lease_seconds=600)  # a live worker holds it
+    task_store().claim(task_id, now=time.time(), lease_seconds=600, started_at=time.time())  # a live worker holds it
     caplog.clear()
 
     assert len(driver.deliver()) == 1  # handed back to SQS
@@ -136,3 +136,38 @@ def test_a_message_whose_task_another_delivery_holds_is_one_info_line_not_an_err
     assert task_id in held[0]["reason"]
     assert "exception" not in held[0]
     assert not [line for line in lines if line["level"] in ("ERROR", "WARNING")]
+
+
+@pytest.mark.parametrize(
+    ("task", "inputs"),
+    [
+        pytest.param("counting", {"n": 9}, id="quick: never claimed"),
+        pytest.param("nap", {"seconds": 1.4}, id="claimed after its first second"),
+        pytest.param("exclusive-counting", {"n": 9}, id="exclusive: claimed before it runs"),
+    ],
+)
+def test_started_at_queue_wait_and_duration_measure_when_the_run_began(
+    driver: Driver, capsys: pytest.CaptureFixture[str], task: str, inputs: dict[str, Any]
+) -> None:
+    # GIVEN a task that waited a moment in the queue
+    task_id = driver.submit(task, inputs).body["task_id"]
+    time.sleep(0.3)
+    capsys.readouterr()
+
+    # WHEN the worker runs it
+    began = time.time()
+    driver.deliver()
+    ended = time.time()
+
+    # THEN started_at is when the run began (not when a claim was written), and the metrics agree with the record
+    done = driver.item(task_id)
+    assert done is not None
+    started, created, finished = (float(done[key]["N"]) for key in ("started_at", "created_at", "finished_at"))
+    assert began - 0.05 <= started <= began + 0.2
+    assert finished <= ended
+    metrics = metric_documents(emitted(capsys.readouterr().out))["TasksSucceeded"]
+    assert metrics["QueueWait"] == [pytest.approx((started - created) * 1000)]
+    assert metrics["TaskDuration"] == [pytest.approx((finished - started) * 1000)]
+    assert metrics["QueueWait"][0] >= 300
+    if task == "nap":
+        assert metrics["TaskDuration"][0] >= 1400  # the whole run, its first second included

@@ -13,6 +13,7 @@ QUEUED = TaskRecord(
     input_json='{"x":2,"y":3}',
     created_at=1_795_831_200.25,
     expires_at=1_795_831_200 + 7 * 86_400,
+    owner="arn:aws:iam::123456789012:role/analyst",
 )
 
 
@@ -55,35 +56,20 @@ def test_to_public_failed_task_shows_error_type_and_message() -> None:
     assert "result" not in failed.to_public()
 
 
+def test_to_public_failed_input_shows_the_same_per_field_errors_as_a_422() -> None:
+    errors = ({"field": "X.3", "message": "row 3 has 2 values; row 0 has 3", "type": "invalid"},)
+    failed = replace(
+        QUEUED, status=TaskStatus.FAILED, error=TaskFailure("InvalidInput", "invalid input", errors), finished_at=1.0
+    )
+
+    assert failed.to_public()["error"] == {"type": "InvalidInput", "message": "invalid input", "errors": list(errors)}
+
+
+def test_to_public_never_shows_the_owner() -> None:
+    assert "owner" not in QUEUED.to_public()
+    assert QUEUED.owner not in str(QUEUED.to_public())
+
+
 def test_is_expired_from_its_expiry_time_on() -> None:
     assert not QUEUED.is_expired(QUEUED.expires_at - 1)
     assert QUEUED.is_expired(QUEUED.expires_at)
-
-
-RUNNING_LAST = replace(
-    QUEUED,
-    status=TaskStatus.RUNNING,
-    attempts=3,
-    started_at=1_795_831_201.0,
-    lease_until=1_795_832_000.0,
-    last_attempt=True,
-)
-
-
-def test_last_attempt_whose_lease_ran_out_is_seen_failed() -> None:
-    seen = RUNNING_LAST.as_seen(1_795_832_000.5)
-
-    assert seen.status is TaskStatus.FAILED
-    assert seen.finished_at == RUNNING_LAST.lease_until
-    assert seen.error is not None
-    assert seen.error.type == "GaveUp"
-    assert "timed out or ran out of memory" in seen.error.message
-    assert seen.to_public()["finished_at"] == "2026-11-28T02:13:20.000Z"
-
-
-def test_a_live_lease_or_a_later_delivery_keeps_the_task_running() -> None:
-    assert RUNNING_LAST.as_seen(1_795_832_000.0) is RUNNING_LAST  # the lease runs to its last instant
-    not_last = replace(RUNNING_LAST, last_attempt=False)
-    assert not_last.as_seen(1_795_900_000.0) is not_last  # its next delivery takes it over
-    done = replace(RUNNING_LAST, status=TaskStatus.SUCCEEDED, result_json="6")
-    assert done.as_seen(1_795_900_000.0) is done

@@ -1,0 +1,281 @@
+"""Task records in DynamoDB: each transition of core.lifecycle is one conditional write with the transition's own
+condition, so races resolve in the table. AWS failures leave as domain errors (TransitionRefused, StoreUnavailable)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from core.aws_errors import AwsError, error_code, is_aws_unavailable
+from core.errors import StoreUnavailable
+from core.lifecycle import TRANSITIONS, Write
+from core.records import TaskFailure, TaskRecord, TaskStatus
+from core.store import TransitionRefused
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_STATUS = "#status"
+_NAMES = {_STATUS: "status"}
+
+
+def _s(value: str) -> dict[str, Any]:
+    return {"S": value}
+
+
+def _n(value: float) -> dict[str, Any]:
+    return {"N": repr(value) if isinstance(value, float) else str(value)}
+
+
+def to_item(record: TaskRecord) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "task_id": _s(record.task_id),
+        "task": _s(record.task),
+        "status": _s(record.status.value),
+        "input": _s(record.input_json),
+        "created_at": _n(record.created_at),
+        "expires_at": _n(record.expires_at),
+        "owner": _s(record.owner),
+        "attempts": _n(record.attempts),
+    }
+    optional_numbers = {
+        "progress": record.progress,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "lease_until": record.lease_until,
+    }
+    item.update({key: _n(value) for key, value in optional_numbers.items() if value is not None})
+    if record.result_json is not None:
+        item["result"] = _s(record.result_json)
+    if record.error is not None:
+        item.update(_error_attributes(record.error))
+    if record.request_hash is not None:
+        item["request_hash"] = _s(record.request_hash)
+    item["retry_after"] = _n(record.retry_after_seconds)
+    if record.last_attempt:
+        item["last_attempt"] = {"BOOL": True}
+    return item
+
+
+def _error_attributes(error: TaskFailure) -> dict[str, Any]:
+    attributes = {"error_type": _s(error.type), "error_message": _s(error.message)}
+    if error.errors:
+        attributes["error_fields"] = _s(_encode_fields(error.errors))
+    return attributes
+
+
+def _encode_fields(errors: tuple[dict[str, str], ...]) -> str:
+    return json.dumps(list(errors), separators=(",", ":"))
+
+
+def _decode_fields(text: str | None) -> tuple[dict[str, str], ...]:
+    return tuple(json.loads(text)) if text else ()
+
+
+def from_item(item: dict[str, Any]) -> TaskRecord:
+    def number(key: str) -> float | None:
+        return float(item[key]["N"]) if key in item else None
+
+    def text(key: str) -> str | None:
+        return item[key]["S"] if key in item else None
+
+    error_type = text("error_type")
+    return TaskRecord(
+        task_id=item["task_id"]["S"],
+        task=item["task"]["S"],
+        status=TaskStatus(item["status"]["S"]),
+        input_json=item["input"]["S"],
+        created_at=float(item["created_at"]["N"]),
+        expires_at=int(item["expires_at"]["N"]),
+        owner=item["owner"]["S"],
+        attempts=int(item.get("attempts", {"N": "0"})["N"]),
+        progress=number("progress"),
+        started_at=number("started_at"),
+        finished_at=number("finished_at"),
+        lease_until=number("lease_until"),
+        result_json=text("result"),
+        error=TaskFailure(error_type, text("error_message") or "", _decode_fields(text("error_fields")))
+        if error_type
+        else None,
+        request_hash=text("request_hash"),
+        retry_after_seconds=int(item["retry_after"]["N"]),
+        last_attempt=item.get("last_attempt", {}).get("BOOL", False),
+    )
+
+
+@contextmanager
+def _domain_errors() -> Iterator[None]:
+    """A refused condition as TransitionRefused (with the record as it stood: ReturnValuesOnConditionCheckFailure),
+    a throttled or unreachable table as StoreUnavailable; anything else (a bug, a missing permission) as it is."""
+    try:
+        yield
+    except AwsError as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            item: dict[str, Any] | None = error.response.get("Item")  # type: ignore[union-attr,assignment]
+            raise TransitionRefused(from_item(item) if item else None) from error
+        if is_aws_unavailable(error):
+            raise StoreUnavailable("the task store is busy or unavailable; try again") from error
+        raise
+
+
+class DynamoTaskStore:
+    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+        self._table = table_name
+        self._client = client
+
+    def _key(self, task_id: str) -> dict[str, Any]:
+        return {"task_id": _s(task_id)}
+
+    def _update(
+        self, task_id: str, write: Write, update: str, values: dict[str, Any], names: dict[str, str] = _NAMES
+    ) -> TaskRecord:
+        with _domain_errors():
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=self._key(task_id),
+                UpdateExpression=update,
+                ConditionExpression=TRANSITIONS[write].condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        return from_item(response["Attributes"])
+
+    def create(self, record: TaskRecord, now: float) -> None:
+        with _domain_errors():
+            self._client.put_item(
+                TableName=self._table,
+                Item=to_item(record),
+                ConditionExpression=TRANSITIONS[Write.CREATE].condition,
+                ExpressionAttributeValues={":now": _n(now)},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        with _domain_errors():
+            # Strongly consistent: a GET right after the 202 must see the task it was told about.
+            response = self._client.get_item(TableName=self._table, Key=self._key(task_id), ConsistentRead=True)
+        item = response.get("Item")
+        return from_item(item) if item else None
+
+    def withdraw(self, task_id: str) -> None:
+        with _domain_errors():
+            self._client.delete_item(
+                TableName=self._table,
+                Key=self._key(task_id),
+                ConditionExpression=TRANSITIONS[Write.WITHDRAW].condition,
+                ExpressionAttributeNames=_NAMES,
+                ExpressionAttributeValues={":queued": _s(TaskStatus.QUEUED)},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+
+    def cancel(self, task_id: str, now: float) -> TaskRecord:
+        return self._update(
+            task_id,
+            Write.CANCEL,
+            f"SET {_STATUS} = :cancelled, finished_at = :now REMOVE lease_until",
+            {
+                ":cancelled": _s(TaskStatus.CANCELLED),
+                ":queued": _s(TaskStatus.QUEUED),
+                ":running": _s(TaskStatus.RUNNING),
+                ":now": _n(now),
+            },
+        )
+
+    def claim(
+        self, task_id: str, now: float, lease_seconds: float, *, started_at: float, last_attempt: bool = False
+    ) -> TaskRecord:
+        return self._update(
+            task_id,
+            Write.CLAIM,
+            f"SET {_STATUS} = :running, started_at = :started, lease_until = :lease, "
+            "attempts = if_not_exists(attempts, :zero) + :one, last_attempt = :last",
+            {
+                ":running": _s(TaskStatus.RUNNING),
+                ":queued": _s(TaskStatus.QUEUED),
+                ":now": _n(now),
+                ":started": _n(started_at),
+                ":lease": _n(now + lease_seconds),
+                ":zero": _n(0),
+                ":one": _n(1),
+                ":last": {"BOOL": last_attempt},
+            },
+        )
+
+    def give_up(self, task_id: str, now: float, error: TaskFailure) -> TaskRecord:
+        assignments, values = _failure_assignments(error)
+        return self._update(
+            task_id,
+            Write.GIVE_UP,
+            f"SET {_STATUS} = :failed, finished_at = :now, {assignments} REMOVE lease_until",
+            values
+            | {
+                ":failed": _s(TaskStatus.FAILED),
+                ":queued": _s(TaskStatus.QUEUED),
+                ":running": _s(TaskStatus.RUNNING),
+                ":now": _n(now),
+            },
+        )
+
+    def _update_unchanged(
+        self, expected: TaskRecord, write: Write, update: str, values: dict[str, Any], names: dict[str, str] = _NAMES
+    ) -> TaskRecord:
+        """A write of a run that must find the record as it last saw it (the transition's condition)."""
+        guard = {":expected_status": _s(expected.status), ":expected_attempts": _n(expected.attempts)}
+        return self._update(expected.task_id, write, update, guard | values, names)
+
+    def mark_last_attempt(self, expected: TaskRecord) -> None:
+        self._update_unchanged(expected, Write.MARK_LAST_ATTEMPT, "SET last_attempt = :last", {":last": {"BOOL": True}})
+
+    def report_progress(self, expected: TaskRecord, fraction: float) -> None:
+        self._update_unchanged(expected, Write.REPORT_PROGRESS, "SET progress = :progress", {":progress": _n(fraction)})
+
+    def release(self, expected: TaskRecord, *, claimed: bool) -> None:
+        if claimed:
+            self._update_unchanged(
+                expected,
+                Write.RELEASE,
+                f"SET {_STATUS} = :queued REMOVE lease_until",
+                {":queued": _s(TaskStatus.QUEUED)},
+            )
+        else:
+            self._update_unchanged(
+                expected, Write.RELEASE, "SET attempts = :next", {":next": _n(expected.attempts + 1)}
+            )
+
+    def finish(
+        self,
+        expected: TaskRecord,
+        now: float,
+        *,
+        claimed: bool,
+        started_at: float,
+        result_json: str | None = None,
+        error: TaskFailure | None = None,
+    ) -> TaskRecord:
+        values: dict[str, Any] = {":now": _n(now), ":started": _n(started_at)}
+        assignments = [f"{_STATUS} = :outcome", "finished_at = :now", "started_at = :started"]
+        names = dict(_NAMES)
+        if not claimed:
+            assignments.append("attempts = :next")
+            values[":next"] = _n(expected.attempts + 1)
+        if error is None:
+            assignments += ["progress = :done", "#result = :result"]
+            values.update({":outcome": _s(TaskStatus.SUCCEEDED), ":done": _n(1), ":result": _s(result_json or "null")})
+            names["#result"] = "result"
+        else:
+            failure, failure_values = _failure_assignments(error)
+            assignments.append(failure)
+            values.update(failure_values | {":outcome": _s(TaskStatus.FAILED)})
+        update = "SET " + ", ".join(assignments) + " REMOVE lease_until"
+        return self._update_unchanged(expected, Write.FINISH, update, values, names)
+
+
+def _failure_assignments(error: TaskFailure) -> tuple[str, dict[str, Any]]:
+    attributes = _error_attributes(error)
+    return ", ".join(f"{name} = :{name}" for name in attributes), {
+        f":{name}": value for name, value in attributes.items()
+    }

@@ -1,0 +1,139 @@
+"""Task records in memory, for the domain tests: each transition checks the same rule as core.dynamodb_store sends to
+DynamoDB (core.lifecycle's `permits`), atomically under one lock, and refuses with the record as it stood."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import msgspec
+
+from core.lifecycle import TRANSITIONS, Guard, Write
+from core.records import TaskFailure, TaskRecord, TaskStatus
+from core.store import TransitionRefused
+
+Change = Callable[[TaskRecord], TaskRecord | None]
+
+
+class InMemoryTaskStore:
+    def __init__(self) -> None:
+        self._records: dict[str, TaskRecord] = {}
+        self._lock = threading.Lock()
+
+    def _apply(self, task_id: str, write: Write, guard: Guard, change: Change) -> TaskRecord | None:
+        with self._lock:
+            current = self._records.get(task_id)
+            if not TRANSITIONS[write].permits(current, guard):
+                raise TransitionRefused(current)
+            assert current is not None  # every transition but create needs a record, and create uses _create
+            changed = change(current)
+            if changed is None:
+                del self._records[task_id]
+            else:
+                self._records[task_id] = changed
+            return changed
+
+    def _changed(self, task_id: str, write: Write, guard: Guard, change: Change) -> TaskRecord:
+        changed = self._apply(task_id, write, guard, change)
+        assert changed is not None
+        return changed
+
+    def create(self, record: TaskRecord, now: float) -> None:
+        with self._lock:
+            current = self._records.get(record.task_id)
+            if not TRANSITIONS[Write.CREATE].permits(current, Guard(now)):
+                raise TransitionRefused(current)
+            self._records[record.task_id] = record
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        with self._lock:
+            return self._records.get(task_id)
+
+    def withdraw(self, task_id: str) -> None:
+        self._apply(task_id, Write.WITHDRAW, Guard(0.0), lambda record: None)
+
+    def cancel(self, task_id: str, now: float) -> TaskRecord:
+        return self._changed(
+            task_id,
+            Write.CANCEL,
+            Guard(now),
+            lambda record: msgspec.structs.replace(
+                record, status=TaskStatus.CANCELLED, finished_at=now, lease_until=None
+            ),
+        )
+
+    def claim(
+        self, task_id: str, now: float, lease_seconds: float, *, started_at: float, last_attempt: bool = False
+    ) -> TaskRecord:
+        return self._changed(
+            task_id,
+            Write.CLAIM,
+            Guard(now),
+            lambda record: msgspec.structs.replace(
+                record,
+                status=TaskStatus.RUNNING,
+                started_at=started_at,
+                lease_until=now + lease_seconds,
+                attempts=record.attempts + 1,
+                last_attempt=last_attempt,
+            ),
+        )
+
+    def report_progress(self, expected: TaskRecord, fraction: float) -> None:
+        self._changed(
+            expected.task_id,
+            Write.REPORT_PROGRESS,
+            Guard(0.0, expected),
+            lambda record: msgspec.structs.replace(record, progress=fraction),
+        )
+
+    def mark_last_attempt(self, expected: TaskRecord) -> None:
+        self._changed(
+            expected.task_id,
+            Write.MARK_LAST_ATTEMPT,
+            Guard(0.0, expected),
+            lambda record: msgspec.structs.replace(record, last_attempt=True),
+        )
+
+    def release(self, expected: TaskRecord, *, claimed: bool) -> None:
+        def change(record: TaskRecord) -> TaskRecord:
+            if claimed:
+                return msgspec.structs.replace(record, status=TaskStatus.QUEUED, lease_until=None)
+            return msgspec.structs.replace(record, attempts=expected.attempts + 1)
+
+        self._changed(expected.task_id, Write.RELEASE, Guard(0.0, expected), change)
+
+    def finish(
+        self,
+        expected: TaskRecord,
+        now: float,
+        *,
+        claimed: bool,
+        started_at: float,
+        result_json: str | None = None,
+        error: TaskFailure | None = None,
+    ) -> TaskRecord:
+        def change(record: TaskRecord) -> TaskRecord:
+            finished = msgspec.structs.replace(
+                record,
+                status=TaskStatus.SUCCEEDED if error is None else TaskStatus.FAILED,
+                finished_at=now,
+                started_at=started_at,
+                lease_until=None,
+                attempts=record.attempts if claimed else expected.attempts + 1,
+            )
+            if error is None:
+                return msgspec.structs.replace(finished, progress=1.0, result_json=result_json or "null")
+            return msgspec.structs.replace(finished, error=error)
+
+        return self._changed(expected.task_id, Write.FINISH, Guard(now, expected), change)
+
+    def give_up(self, task_id: str, now: float, error: TaskFailure) -> TaskRecord:
+        return self._changed(
+            task_id,
+            Write.GIVE_UP,
+            Guard(now),
+            lambda record: msgspec.structs.replace(
+                record, status=TaskStatus.FAILED, finished_at=now, lease_until=None, error=error
+            ),
+        )
