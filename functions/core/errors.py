@@ -55,6 +55,11 @@ class InvalidInput(TaskError):
     status = 422
     title = "Invalid input"
 
+    def __str__(self) -> str:
+        # The message of a task that the worker fails for its input: each field's problem, as the 422 lists them.
+        problems = "; ".join(f"{error['field']}: {error['message']}" for error in self.extra.get("errors", []))
+        return f"{self.detail}: {problems}" if problems else self.detail
+
 
 class QueueUnavailable(TaskError):
     status = 503
