@@ -51,6 +51,11 @@ class InvalidInput(ApiError):
     status = 422
     title = "Invalid input"
 
+    def __str__(self) -> str:
+        # The message of a task that the worker fails for its input: each field's problem, as the 422 lists them.
+        problems = "; ".join(f"{error['field']}: {error['message']}" for error in self.extra.get("errors", []))
+        return f"{self.detail}: {problems}" if problems else self.detail
+
 
 class ServiceUnavailable(ApiError):
     """AWS throttled a call, failed on its side or could not be reached: trying again later may succeed."""

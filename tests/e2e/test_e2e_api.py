@@ -32,6 +32,37 @@ def test_multiply_submit_poll_result(
     print(f"one task end to end: {time.monotonic() - started:.3f} s")
 
 
+def test_describe_and_fit_run_with_numpy_in_the_worker(
+    http: requests.Session, base_url: str, finished: Callable[..., dict[str, Any]]
+) -> None:
+    described = http.post(f"{base_url}/describe", json={"values": [1, 2, 3, 4, 10]}, timeout=10).json()
+    fitted = http.post(f"{base_url}/fit", json={"X": [[0], [1], [2]], "y": [1, 3, 5], "predict": [[3]]}, timeout=10)
+
+    assert finished("describe", described["task_id"])["result"] == {
+        "count": 5,
+        "mean": 4.0,
+        "std": pytest.approx(3.5355339),
+        "min": 1.0,
+        "max": 10.0,
+        "quantiles": {"0.25": 2.0, "0.5": 3.0, "0.75": 4.0},
+    }
+    assert finished("fit", fitted.json()["task_id"])["result"] == {
+        "coefficients": [pytest.approx(2.0)],
+        "intercept": pytest.approx(1.0),
+        "r2": 1.0,
+        "predictions": [pytest.approx(7.0)],
+    }
+
+
+def test_fit_whose_shapes_disagree_is_422_naming_the_field(http: requests.Session, base_url: str) -> None:
+    response = http.post(f"{base_url}/fit", json={"X": [[1, 2], [3]], "y": [1, 2]}, timeout=10)
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "X.1", "message": "Expected 2 numbers, as many as X.0 has, got 1", "type": "invalid"}
+    ]
+
+
 def test_submit_invalid_json_is_400(http: requests.Session, base_url: str) -> None:
     response = http.post(
         f"{base_url}/multiply", data="{not json", headers={"Content-Type": "application/json"}, timeout=10

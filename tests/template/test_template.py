@@ -53,6 +53,9 @@ def _sam_transform(template: dict[str, Any], parameters: dict[str, Any]) -> dict
     template = copy.deepcopy(template)
     # `sam build` replaces the local CodeUri with the built artefact; the transform wants an S3 location.
     template["Globals"]["Function"]["CodeUri"] = "s3://bucket/functions.zip"
+    for name, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = f"s3://bucket/{name}.zip"
     values = {"AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws", **parameters}
     transformed: dict[str, Any] = transform(template, values, _NoManagedPolicies())
     return transformed
@@ -276,6 +279,33 @@ def test_template_stage_is_throttled_by_parameters(resources: dict[str, Any]) ->
 def test_template_functions_are_traced(resources: dict[str, Any]) -> None:
     for name in FUNCTIONS:
         assert resources[name]["Properties"]["TracingConfig"] == {"Mode": "Active"}, name
+
+
+def test_template_tasks_packages_layer_is_the_workers_alone(resources: dict[str, Any]) -> None:
+    # SAM names a layer version after its logical id and a hash of its content.
+    (layer_id,) = (
+        name for name in of_type(resources, "AWS::Lambda::LayerVersion") if name.startswith("TaskPackagesLayer")
+    )
+    layer = resources[layer_id]["Properties"]
+    worker = resources["WorkerFunction"]["Properties"]
+
+    assert worker["Layers"] == [{"Ref": layer_id}]
+    for name in API_FUNCTIONS:
+        assert "Layers" not in resources[name]["Properties"], name
+    assert layer["CompatibleRuntimes"] == [worker["Runtime"]]
+    assert layer["CompatibleArchitectures"] == worker["Architectures"]
+
+
+def test_template_tasks_packages_layer_is_built_for_the_workers_runtime(sam_template: dict[str, Any]) -> None:
+    layer = sam_template["Resources"]["TaskPackagesLayer"]
+    function_globals = sam_template["Globals"]["Function"]
+
+    assert layer["Properties"]["ContentUri"] == "layers/tasks/"
+    assert (ROOT / "layers" / "tasks" / "requirements.txt").is_file()
+    assert layer["Metadata"] == {
+        "BuildMethod": function_globals["Runtime"],
+        "BuildArchitecture": function_globals["Architectures"][0],
+    }
 
 
 # ---- least privilege
@@ -557,7 +587,7 @@ def _emitted_dimensions(capsys: pytest.CaptureFixture[str]) -> dict[str, set[fro
     record_submitted("multiply")
     record_finished(done)
     record_dead_lettered(replace(done, status=TaskStatus.FAILED))
-    metrics.log_metrics(capture_cold_start_metric=True)(lambda event, context: None)({}, lambda_context())
+    metrics.provider.add_cold_start_metric(lambda_context())  # what log_metrics(capture_cold_start_metric) emits once
     emitted: dict[str, set[frozenset[str]]] = {}
     for line in capsys.readouterr().out.splitlines():
         document = json.loads(line)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +18,8 @@ from result.app import lambda_handler as result_handler
 from submit.app import lambda_handler as submit_handler
 from tests.support.events import http_event, lambda_context, load_event
 from worker.app import lambda_handler as worker_handler
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def call(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
@@ -161,3 +167,30 @@ def aws_table_is_empty() -> bool:
     import boto3
 
     return boto3.client("dynamodb").scan(TableName="TasksTable")["Count"] == 0
+
+
+def test_the_api_functions_validate_every_task_without_importing_its_packages() -> None:
+    # GIVEN a fresh interpreter, as a cold start of submit or result is
+    script = """if True:
+        import json, sys
+        from result.app import lambda_handler as result
+        from submit.app import lambda_handler as submit
+        from tests.support.events import http_event, lambda_context
+
+        requests = [
+            (submit, http_event("POST", "/fit", {"X": [[1, 2], [3]], "y": [1, 2]})),
+            (submit, http_event("POST", "/describe", {"values": []})),
+            (submit, http_event("GET", "/openapi.json")),
+            (result, http_event("GET", "/fit/not-a-task-id")),
+        ]
+        statuses = [handler(event, lambda_context())["statusCode"] for handler, event in requests]
+        print(json.dumps({"statuses": statuses, "numpy": "numpy" in sys.modules}))
+    """
+
+    # WHEN they refuse inputs of the numpy tasks, describe them and answer for them
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(["functions", "."])}
+    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+
+    # THEN numpy, which only the worker's layer packages, was never imported
+    outcome = json.loads(run.stdout.splitlines()[-1])
+    assert outcome == {"statuses": [422, 422, 200, 400], "numpy": False}

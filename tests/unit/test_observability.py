@@ -141,9 +141,9 @@ def test_a_message_whose_task_another_delivery_holds_is_one_info_line_not_an_err
 @pytest.mark.parametrize(
     ("task", "inputs"),
     [
-        pytest.param("counting", {"n": 9}, id="quick: never claimed"),
+        pytest.param("counting", {"n": 901}, id="quick: never claimed"),
         pytest.param("nap", {"seconds": 1.4}, id="claimed after its first second"),
-        pytest.param("exclusive-counting", {"n": 9}, id="exclusive: claimed before it runs"),
+        pytest.param("exclusive-counting", {"n": 902}, id="exclusive: claimed before it runs"),
     ],
 )
 def test_started_at_queue_wait_and_duration_measure_when_the_run_began(

@@ -175,3 +175,53 @@ def test_a_task_may_return_a_struct_whose_fields_become_the_result() -> None:
 def test_a_result_that_is_not_json_fails_the_task_with_a_clear_error() -> None:
     with pytest.raises(ValueError, match="not JSON"):
         encode_result({"score": float("nan")})
+
+
+class Pair(TaskInput):
+    first: list[int]
+    second: list[int]
+
+    def invalid_fields(self) -> dict[str, str]:
+        calls.append(self)
+        if len(self.first) == len(self.second):
+            return {}
+        return {"second": f"Expected {len(self.first)} items, as many as first, got {len(self.second)}"}
+
+
+calls: list[Pair] = []
+PAIR = TaskDefinition(name="pair", function=lambda inputs, progress: None, input_model=Pair, description="")
+
+
+def test_invalid_fields_of_an_input_become_per_field_errors_of_invalid_input() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        PAIR.validate({"first": [1, 2], "second": [3]})
+
+    assert raised.value.detail == "invalid input for task 'pair'"
+    assert raised.value.extra["errors"] == [
+        {"field": "second", "message": "Expected 2 items, as many as first, got 1", "type": "invalid"}
+    ]
+
+
+def test_an_input_whose_fields_agree_is_returned_as_its_model() -> None:
+    assert PAIR.validate({"first": [1, 2], "second": [3, 4]}) == Pair(first=[1, 2], second=[3, 4])
+
+
+def test_invalid_fields_is_asked_only_once_every_field_is_valid_on_its_own() -> None:
+    calls.clear()
+
+    with pytest.raises(InvalidInput) as raised:
+        PAIR.validate({"first": [1, 2], "second": ["3"]})
+
+    assert calls == []
+    assert [error["field"] for error in raised.value.extra["errors"]] == ["second.0"]
+
+
+def test_invalid_input_as_text_names_each_field_for_a_failed_tasks_message() -> None:
+    # The worker records str(error) as a task's failure: an input that reached it without submit's check says
+    # what the 422 would have said.
+    with pytest.raises(InvalidInput) as raised:
+        get_task("multiply").validate({"x": "2"})
+
+    assert str(raised.value) == (
+        "invalid input for task 'multiply': x: Expected `int | float`, got `str`; y: Field required"
+    )
