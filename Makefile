@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install run services test lint format typecheck build bench models clean
+.PHONY: install run services test lint format typecheck build deploy bench models clean
 
 install: $(STAMP)
 
@@ -51,6 +51,9 @@ typecheck: $(STAMP)
 
 build: $(STAMP) ## package the functions as Lambda would get them (no Docker needed)
 	$(VENV)/bin/sam build
+
+deploy: build ## deploy to the AWS account and region of your credentials; asks for the parameters the first time
+	$(VENV)/bin/sam deploy $(if $(wildcard samconfig.toml),,--guided)
 
 bench: $(STAMP)
 	$(PY) -m bench

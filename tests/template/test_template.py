@@ -611,3 +611,26 @@ def test_template_dashboard_series_match_the_dimensions_the_functions_emit(
     for dimensions, metric in searches:
         assert metric in emitted, metric
         assert frozenset(dimensions.split(",")) in emitted[metric], (metric, dimensions, emitted[metric])
+
+
+def _deploy(sam_template: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+        transformed = _sam_transform(sam_template, parameters)
+    resolver = Resolver(transformed, parameters)
+    return {name: resolver.resolve(resource) for name, resource in transformed["Resources"].items()}
+
+
+def test_template_cors_is_off_unless_origins_are_given(sam_template: dict[str, Any], resources: dict[str, Any]) -> None:
+    # GIVEN no origins (the default): same-origin pages and non-browser clients need no CORS
+    assert "x-amazon-apigateway-cors" not in resources["HttpApi"]["Properties"]["Body"]
+
+    # WHEN a browser app's origins are given, for a JWT-authorized API
+    parameters = {"AuthType": "JWT", **JWT_PARAMETERS, "CorsAllowOrigins": "https://app.example.com"}
+    cors = _deploy(sam_template, parameters)["HttpApi"]["Properties"]["Body"]["x-amazon-apigateway-cors"]
+
+    # THEN those origins may call it with a bearer token, read where a task is and when to poll again
+    assert cors["allowOrigins"] == {"Ref": "CorsAllowOrigins"}  # CloudFormation resolves the list
+    assert {"authorization", "content-type", "idempotency-key"} <= set(cors["allowHeaders"])
+    assert {"location", "retry-after"} <= set(cors["exposeHeaders"])
+    assert {"GET", "POST", "DELETE"} <= set(cors["allowMethods"])
