@@ -21,9 +21,9 @@ def load_event(name: str) -> dict[str, Any]:
     return event
 
 
-# The template's routes, by the path parameters they take ("openapi.json" is a route of its own).
-ROUTES = {1: "/{task}", 2: "/{task}/{task_id}"}
-STATIC_ROUTES = frozenset({"/openapi.json"})
+# The template's routes, by the path parameters they take ("openapi.json" and "uploads" are routes of their own).
+ROUTES = {1: "/{task}", 2: "/{task}/{task_id}", 3: "/{task}/{task_id}/result"}
+STATIC_ROUTES = frozenset({"/openapi.json", "/uploads"})
 
 
 def http_event(
