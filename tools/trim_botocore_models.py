@@ -31,7 +31,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, ...]] = {
     # CreateBucket is never called: botocore builds a presigned POST's URL from its operation model.
     ("s3", "2006-03-01"): ("CreateBucket", "GetObject", "HeadObject", "PutObject"),
     ("secretsmanager", "2017-10-17"): ("GetSecretValue",),
-    ("sqs", "2012-11-05"): ("SendMessage", "SendMessageBatch"),
+    ("sqs", "2012-11-05"): ("ChangeMessageVisibility", "GetQueueAttributes", "SendMessage", "SendMessageBatch"),
 }
 _DOCUMENTATION = frozenset({"documentation", "documentationUrl"})
 

@@ -38,4 +38,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialBatc
         max_seconds=max_seconds,
         queue=deferral_queue(),
     )
-    return run_batch(event["Records"], runner.handle, deferrals=deferrals)
+    return run_batch(event["Records"], runner.handle, deferrals=deferrals, visibility=deferral_queue())
