@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError
 from core import json_text
 from core.aws_errors import is_aws_unavailable
 from core.deliveries import Disposition, Outcome, TaskBusy
-from core.errors import ApiError, InvalidInput, RetryableTaskError, ServiceUnavailable, TaskCancelled, TaskLost
+from core.errors import ApiError, InvalidInput, RetryableTaskError, RunCancelled, RunTakenOver, ServiceUnavailable
 from core.lifecycle import view
 from core.payloads import INLINE_RESULT_MAX_BYTES, MAX_RESULT_BYTES, PayloadStore, result_key
 from core.queue import TaskMessage
@@ -163,21 +163,21 @@ class TaskRun:
             return self._refused
 
     def claim(self) -> TaskRecord:
-        """The claimed record; TaskCancelled or TaskLost when the task changed under this run."""
+        """The claimed record; RunCancelled or RunTakenOver when the task changed under this run."""
         self._try_claim()
         with self._lock:
             if self._refused is not None:
                 raise self._stop_for(self._refused) from self._refused
             if self._claimed is None:
-                raise TaskLost(self.task_id)  # the run has ended: nothing to claim any more
+                raise RunTakenOver(self.task_id)  # the run has ended: nothing to claim any more
             return self._claimed
 
     def _stop_for(self, refused: TransitionRefused) -> Exception:
         """Why the task must stop, when the record changed under this run: cancelled, or taken by another."""
         current = refused.current
         if current is not None and current.status is TaskStatus.CANCELLED:
-            return TaskCancelled(self.task_id)
-        return TaskLost(self.task_id)
+            return RunCancelled(self.task_id)
+        return RunTakenOver(self.task_id)
 
     def progress(self, fraction: float) -> None:
         """The task's Progress callback: written at most once per interval; stops a cancelled task."""
@@ -313,10 +313,10 @@ class TaskRunner:
             inputs = definition.validate(self._inputs_of(record))
             result = encode_result(definition.function(inputs, run.progress))
             stored = self._stored(record, result)
-        except TaskCancelled:
+        except RunCancelled:
             logger.info("task cancelled while running", extra={"task_id": record.task_id})
             return Outcome(record.task_id, record.task, Disposition.CANCELLED, record)
-        except TaskLost:
+        except RunTakenOver:
             logger.warning("task was taken by another delivery; stopping this run", extra={"task_id": record.task_id})
             refusal = run.refusal  # it holds the record as the other delivery left it: no need to read it again
             return self._lost_to_another(run, refusal.current if refusal else self._store.get(record.task_id))
