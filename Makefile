@@ -53,7 +53,7 @@ build: $(STAMP) ## package the functions as Lambda would get them (no Docker nee
 	$(VENV)/bin/sam build
 
 bench: $(STAMP)
-	$(PY) -m bench
+	PYTHONPATH=functions:. $(PY) -m bench
 
 models: $(STAMP) ## rewrite functions/core/botocore_models after a botocore upgrade or a newly called operation
 	$(PY) tools/trim_botocore_models.py

@@ -13,8 +13,10 @@ import os
 import signal
 import sys
 import threading
+import traceback
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from devstack.output import line_buffered
@@ -57,12 +59,38 @@ def start_function_process(environment: Mapping[str, str], task_modules: Iterabl
         importlib.import_module(module)
 
 
+class StartFailed(RuntimeError):
+    """A child that did not get ready: `killed` when a signal from outside ended it (SIGKILL: the OOM killer, a
+    stray kill), else it failed on its own (an error in its start-up, named in the message)."""
+
+    def __init__(self, message: str, *, killed: bool = False) -> None:
+        super().__init__(message)
+        self.killed = killed
+
+
+@dataclass(frozen=True)
+class ChildError:
+    """What a child sends on `ready` instead of its value when it fails: its error, in one line."""
+
+    error: str
+
+
+_OUTSIDE_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+
+
 def _run_child(target: Target, *args: Any) -> None:
     # Ctrl-C reaches every process of the terminal's group: the parent stops its children itself, in order (the
     # API before the functions behind it, the emulator last), so that no invocation is cut short and no call
     # finds the emulator gone.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    target(*args)
+    ready: multiprocessing.connection.Connection = args[-2]
+    try:
+        target(*args)
+    except BaseException as error:
+        # Read by the parent only while the child starts; later, nobody listens.
+        with contextlib.suppress(OSError):
+            ready.send(ChildError(traceback.format_exception_only(error)[-1].strip()))
+        raise
 
 
 class ChildProcess:
@@ -109,8 +137,11 @@ class ChildProcess:
             self._process.join(timeout=0.1)
         return self._process.exitcode
 
+    def is_alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
     def start(self) -> Any:
-        """Start the child; what it sent on `ready`. RuntimeError (the child stopped) when it does not get there."""
+        """Start the child; what it sent on `ready`. StartFailed (the child stopped) when it does not get there."""
         self.launch()
         return self.wait_ready()
 
@@ -129,24 +160,37 @@ class ChildProcess:
         stop_reader.close()
 
     def wait_ready(self) -> Any:
+        """What the child sent once ready; StartFailed (the child stopped) when it does not get there."""
         receiver = self._receiver
         if receiver is None:
             raise RuntimeError(f"{self._description} was not launched")
         try:
             if not receiver.poll(self._startup_timeout):
-                raise RuntimeError(f"{self._description} did not start")
+                raise StartFailed(f"{self._description} did not start in {self._startup_timeout:g} s")
             try:
-                return receiver.recv()
+                value = receiver.recv()
             except EOFError as error:
-                raise RuntimeError(
-                    f"{self._description} exited while starting; its error is in the log above"
-                ) from error
+                raise self._ended_while_starting() from error
+            if isinstance(value, ChildError):
+                raise StartFailed(f"{self._description} failed to start: {value.error}")
+            return value
         except BaseException:
             self.stop()
             raise
         finally:
             receiver.close()
             self._receiver = None
+
+    def _ended_while_starting(self) -> StartFailed:
+        if self._process is not None:
+            self._process.join(timeout=5)  # its pipe closes a moment before it can be reaped
+        code = self.exitcode
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name
+            return StartFailed(
+                f"{self._description} was killed by {name} while starting", killed=-code in _OUTSIDE_SIGNALS
+            )
+        return StartFailed(f"{self._description} exited with code {code} while starting")
 
     def request_stop(self) -> None:
         """Tell the child to stop without waiting: several children stop side by side, then stop() each."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,35 @@ def test_a_worker_process_killed_from_outside_is_replaced() -> None:
         location = f"{stack.api_url}{multiply.headers['Location']}"
         result = wait_until(lambda: (r := requests.get(location, timeout=10)).status_code == 200 and r.json())
         assert result["result"] == 42
+
+
+def test_a_worker_invocation_that_crashes_mid_batch_loses_nothing(tmp_path: Path) -> None:
+    # GIVEN the stack, and among many tasks one whose first run ends its worker's process (a container killed
+    # mid-batch: the batch's other messages, run or not, are not deleted)
+    stack = LocalStack(
+        port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}, visibility_timeout=2, task_modules=["tests.support.crashing_tasks"]
+    )
+    marker = tmp_path / "crashed"
+    with stack:
+
+        def submit(task: str, inputs: dict[str, Any]) -> str:
+            response = requests.post(f"{stack.api_url}/{task}", json=inputs, timeout=10)
+            assert response.status_code == 202, response.text
+            return f"{stack.api_url}{response.headers['Location']}"
+
+        def result(location: str) -> Any:
+            return wait_until(lambda: (r := requests.get(location, timeout=10)).status_code == 200 and r.json())
+
+        # WHEN they are submitted at once
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            locations = list(pool.map(lambda n: submit("multiply", {"x": n, "y": 3}), range(10)))
+            crashing = submit("crash-once", {"marker": str(marker)})
+            locations += list(pool.map(lambda n: submit("multiply", {"x": n, "y": 3}), range(10, 20)))
+            results = list(pool.map(result, locations))
+            crashed = result(crashing)
+
+    # THEN the crash happened, and every task still succeeded, once
+    assert marker.exists()
+    assert crashed["result"] == "survived"
+    assert [r["result"] for r in results] == [n * 3 for n in range(20)]
+    assert all(r["attempts"] == 1 for r in results)
