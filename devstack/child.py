@@ -10,6 +10,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -146,7 +147,8 @@ class ChildProcess:
         return self.wait_ready()
 
     def launch(self) -> None:
-        """Start the child without waiting for it: several children start side by side, then wait_ready()."""
+        """Start the child without waiting for it: several children start side by side, then wait_ready().
+        StartFailed when it ends before it has read what it needs (killed as it started)."""
         self._receiver, sender = self._context.Pipe(duplex=False)
         stop_reader, self._stop_writer = self._context.Pipe(duplex=False)
         self._process = self._context.Process(
@@ -155,9 +157,14 @@ class ChildProcess:
             name=self._name,
             daemon=True,
         )
-        self._process.start()
-        sender.close()  # the child holds its own copies of both ends it uses
-        stop_reader.close()
+        try:
+            self._process.start()
+        except OSError as error:  # writing the child its arguments: it ended before it read them
+            self._process = None
+            raise StartFailed(f"{self._description} ended as it started ({error})", killed=True) from error
+        finally:
+            sender.close()  # the child holds its own copies of both ends it uses
+            stop_reader.close()
 
     def wait_ready(self) -> Any:
         """What the child sent once ready; StartFailed (the child stopped) when it does not get there."""
@@ -169,7 +176,7 @@ class ChildProcess:
                 raise StartFailed(f"{self._description} did not start in {self._startup_timeout:g} s")
             try:
                 value = receiver.recv()
-            except EOFError as error:
+            except (EOFError, OSError, pickle.UnpicklingError) as error:  # it ended before or while it answered
                 raise self._ended_while_starting() from error
             if isinstance(value, ChildError):
                 raise StartFailed(f"{self._description} failed to start: {value.error}")

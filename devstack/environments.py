@@ -201,11 +201,17 @@ class EnvironmentPool:
         """Start `count` environments side by side (their slots already counted in _starting): each one started and
         kept (idle, or busy for the caller), or None when it failed (recorded)."""
         environments = [ExecutionEnvironment(self.config) for _ in range(count)]
+        failed: dict[ExecutionEnvironment, StartFailed] = {}
         for environment in environments:
-            environment.launch()
+            try:
+                environment.launch()
+            except StartFailed as error:
+                failed[environment] = error
         started: list[ExecutionEnvironment | None] = []
         for environment in environments:
             try:
+                if environment in failed:
+                    raise failed[environment]
                 environment.wait_ready()
             except StartFailed as error:
                 self._record_failed_start(error)

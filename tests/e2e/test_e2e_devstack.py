@@ -7,11 +7,13 @@ import contextlib
 import inspect
 import json
 import os
+import random
 import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
@@ -409,3 +411,107 @@ def test_devstack_moto_answers_as_moto_server(monkeypatch: pytest.MonkeyPatch) -
         plain._server.server_close()  # type: ignore[union-attr]
     with MotoProcess() as moto:
         assert _aws_answers(moto.endpoint_url) == expected
+
+
+def test_make_run_says_why_and_exits_when_a_task_module_cannot_be_imported() -> None:
+    # GIVEN a task module that fails at import, in every function's environment
+    process, output = start_devstack("--port", "0", "--task-module", "tests.support.broken_tasks", ready="API ready")
+    try:
+        # THEN the stack does not start: it exits with an error that names the cause
+        assert process.wait(timeout=120) == 1
+        assert process.stdout is not None
+        rest = output + process.stdout.read()
+        assert "API ready" not in rest
+        assert "cannot start" in rest, rest
+        assert "RuntimeError: this task module is broken on purpose" in rest, rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _function_processes(stack_pid: int, emulator_pid: int) -> list[int]:
+    """The stack's execution environments: its spawned children, but the emulator."""
+    found = []
+    for pid in _children(stack_pid) - {emulator_pid}:
+        with contextlib.suppress(FileNotFoundError):
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+    return found
+
+
+def test_tasks_all_finish_once_while_environments_are_killed_even_as_they_start() -> None:
+    # GIVEN `python -m devstack`, redeliveries after 2 s
+    process, output = start_devstack(
+        "--port", "0", "--visibility-timeout", "2", ready="API ready", env={"MULTIPLY_DELAY_SECONDS": "0"}
+    )
+    logs: list[str] = []  # read as they come: a full pipe would stop the stack's writes
+    threading.Thread(target=lambda: logs.extend(process.stdout or ()), daemon=True).start()
+    try:
+        url = re.search(r"API ready at (http://\S+)", output)
+        emulator = re.search(r"AWS services at (\S+) \(the emulator's pid (\d+)\)", output)
+        assert url, output
+        assert emulator, output
+        killing = threading.Event()
+        killed: list[int] = []
+
+        def kill() -> None:
+            # A random worker or API environment every 0.3 s; every other time the newest, often still starting.
+            while not killing.wait(0.3):
+                pids = sorted(_function_processes(process.pid, int(emulator.group(2))))
+                if pids:
+                    victim = pids[-1] if len(killed) % 2 else random.choice(pids)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(victim, signal.SIGKILL)
+                        killed.append(victim)
+
+        def run(n: int) -> tuple[str, Any]:
+            # A client that retries with the same Idempotency-Key until its task is accepted, then polls it.
+            session = requests.Session()
+            while True:
+                with contextlib.suppress(requests.ConnectionError):
+                    submitted = session.post(
+                        f"{url.group(1)}/multiply",
+                        json={"x": n, "y": 7},
+                        headers={"Idempotency-Key": f"chaos-{n}"},
+                        timeout=30,
+                    )
+                    if submitted.status_code == 202:
+                        break
+                    # An environment killed during the invocation: Lambda's Runtime.ExitError, a 5xx.
+                    assert submitted.status_code >= 500, submitted.text
+                time.sleep(0.2)
+            location = f"{url.group(1)}{submitted.headers['Location']}"
+
+            def done() -> Any:
+                with contextlib.suppress(requests.ConnectionError):
+                    response = session.get(location, timeout=30)
+                    return response.status_code == 200 and response.json()
+                return False
+
+            return submitted.json()["task_id"], wait_until(done, timeout=120, interval=0.2)
+
+        killer = threading.Thread(target=kill, daemon=True)
+        killer.start()
+        # WHEN clients submit tasks while the killing goes on
+        try:
+            with ThreadPoolExecutor(8) as clients:
+                first = list(clients.map(run, range(40)))
+        finally:
+            killing.set()
+            killer.join()
+        # AND a client retries every key once all is calm
+        with ThreadPoolExecutor(8) as clients:
+            again = list(clients.map(run, range(40)))
+
+        # THEN every task finished with its result, and no key made a second task
+        assert len(killed) > 10
+        assert [result["result"] for _, result in first] == [n * 7 for n in range(40)]
+        assert [task_id for task_id, _ in again] == [task_id for task_id, _ in first]
+        table = boto3.client("dynamodb", endpoint_url=emulator.group(1), region_name="us-east-1")
+        assert table.scan(TableName="TasksTable", Select="COUNT")["Count"] == 40
+        # AND the stack still runs, and stops cleanly
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0

@@ -9,6 +9,7 @@ import pytest
 from bench import report
 from bench.coldstart import instructions_once, summarize
 from bench.cost import FunctionUse, arithmetic, billed_ms, usd_per_million_tasks
+from bench.local import durations_in
 
 
 def test_billed_ms_rounds_each_invocation_up_to_the_next_millisecond() -> None:
@@ -111,3 +112,18 @@ def test_the_table_shows_the_instruction_count_beside_the_cpu_time_when_there_is
 
     assert "x1.250 of bare (target <= 1.15)  MISSED" in table
     assert "1100.0 M instructions (valgrind)       x1.100 of bare  ok" in table
+
+
+def test_each_functions_durations_come_from_its_report_lines() -> None:
+    # GIVEN the stack's output: REPORT lines (a cold start's with its Init Duration) among other lines
+    log = (
+        "[SubmitFunction] REPORT RequestId: a\tInit Duration: 150.00 ms\tDuration: 12.50 ms\tBilled Duration: 13 ms\t"
+        "Memory Size: 256 MB\tMax Memory Used: 90 MB\n"
+        '{"level":"INFO","message":"task accepted"}\n'
+        "[SubmitFunction] REPORT RequestId: b\tDuration: 4.00 ms\tBilled Duration: 4 ms\tMemory Size: 256 MB\t"
+        "Max Memory Used: 90 MB\n"
+        "[WorkerFunction] REPORT RequestId: c\tDuration: 30.25 ms\tBilled Duration: 31 ms\tMemory Size: 512 MB\t"
+        "Max Memory Used: 99 MB\n"
+    )
+    # WHEN they are read THEN each function's durations, in seconds
+    assert durations_in(log) == {"submit": [0.0125, 0.004], "worker": [0.03025]}
