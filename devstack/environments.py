@@ -114,6 +114,7 @@ class EnvironmentPool:
         self._changed = threading.Condition()
         self._idle: list[ExecutionEnvironment] = []
         self._all: list[ExecutionEnvironment] = []
+        self._launched: list[ExecutionEnvironment] = []  # not ready yet
         self._starting = 0
         self._failed_starts = 0
         self._retry_seconds = FIRST_RETRY_SECONDS
@@ -167,7 +168,10 @@ class EnvironmentPool:
         self._stopping.set()
         with self._changed:
             environments, self._all, self._idle = self._all, [], []
+            starting = list(self._launched)
             self._changed.notify_all()
+        for environment in starting:
+            environment.kill()  # never ran an invocation: nothing to wait for
         for environment in environments:
             environment.request_stop()  # all at once
         for environment in environments:
@@ -201,6 +205,8 @@ class EnvironmentPool:
         """Start `count` environments side by side (their slots already counted in _starting): each one started and
         kept (idle, or busy for the caller), or None when it failed (recorded)."""
         environments = [ExecutionEnvironment(self.config) for _ in range(count)]
+        with self._changed:
+            self._launched.extend(environments)
         failed: dict[ExecutionEnvironment, StartFailed] = {}
         for environment in environments:
             try:
@@ -214,15 +220,16 @@ class EnvironmentPool:
                     raise failed[environment]
                 environment.wait_ready()
             except StartFailed as error:
-                self._record_failed_start(error)
+                self._record_failed_start(environment, error)
                 started.append(None)
                 continue
             with self._changed:
+                self._launched.remove(environment)
                 self._starting -= 1
                 self._failed_starts = 0
                 self._retry_seconds = FIRST_RETRY_SECONDS
                 if self._stopping.is_set():
-                    environment.stop()
+                    environment.kill()
                     started.append(None)
                     continue
                 self._all.append(environment)
@@ -232,8 +239,9 @@ class EnvironmentPool:
             started.append(environment)
         return started
 
-    def _record_failed_start(self, error: StartFailed) -> None:
+    def _record_failed_start(self, environment: ExecutionEnvironment, error: StartFailed) -> None:
         with self._changed:
+            self._launched.remove(environment)
             self._starting -= 1
             self._last_start_error = str(error)
             if not error.killed:
@@ -243,7 +251,7 @@ class EnvironmentPool:
                     f"{self.name} cannot start: {self._failed_starts} starts in a row failed; the last: {error}"
                 )
             self._changed.notify_all()
-        if self.fault is None:
+        if self.fault is None and not self._stopping.is_set():
             logger.error("%s; another start follows in %.2g s", error, self._retry_seconds)
 
     def _give_back(self, environment: ExecutionEnvironment) -> None:

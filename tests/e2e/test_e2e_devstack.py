@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
 import json
 import os
 import random
@@ -491,25 +492,39 @@ def test_tasks_all_finish_once_while_environments_are_killed_even_as_they_start(
 
             return submitted.json()["task_id"], wait_until(done, timeout=120, interval=0.2)
 
+        def clients_until(deadline: float) -> list[int]:
+            numbers = itertools.count()
+            lock = threading.Lock()
+
+            def client() -> list[int]:
+                mine = []
+                while time.monotonic() < deadline:
+                    with lock:
+                        n = next(numbers)
+                    mine.append(n)
+                    run(n)
+                return mine
+
+            with ThreadPoolExecutor(6) as pool:
+                return sorted(n for share in pool.map(lambda _: client(), range(6)) for n in share)
+
         killer = threading.Thread(target=kill, daemon=True)
         killer.start()
-        # WHEN clients submit tasks while the killing goes on
+        # WHEN clients submit tasks for 8 s while the killing goes on
         try:
-            with ThreadPoolExecutor(8) as clients:
-                first = list(clients.map(run, range(40)))
+            numbers = clients_until(time.monotonic() + 8)
         finally:
             killing.set()
             killer.join()
-        # AND a client retries every key once all is calm
-        with ThreadPoolExecutor(8) as clients:
-            again = list(clients.map(run, range(40)))
+        # AND each key is sent again once all is calm, its task polled to the end
+        with ThreadPoolExecutor(6) as clients:
+            results = list(clients.map(run, numbers))
 
         # THEN every task finished with its result, and no key made a second task
-        assert len(killed) > 10
-        assert [result["result"] for _, result in first] == [n * 7 for n in range(40)]
-        assert [task_id for task_id, _ in again] == [task_id for task_id, _ in first]
+        assert len(killed) > 15
+        assert [result["result"] for _, result in results] == [n * 7 for n in numbers]
         table = boto3.client("dynamodb", endpoint_url=emulator.group(1), region_name="us-east-1")
-        assert table.scan(TableName="TasksTable", Select="COUNT")["Count"] == 40
+        assert table.scan(TableName="TasksTable", Select="COUNT")["Count"] == len(numbers)
         # AND the stack still runs, and stops cleanly
         assert process.poll() is None
     finally:

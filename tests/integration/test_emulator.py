@@ -66,7 +66,7 @@ def test_a_read_never_sees_half_of_an_update(endpoint: str) -> None:
     try:
         # WHEN it is read while the updates go on
         seen = []
-        for _ in range(150):
+        for _ in range(100):
             item = dynamodb.get_item(TableName="t", Key=key).get("Item", {})
             seen.append({item[name]["N"] for name in ATTRIBUTES if name in item})
     finally:
