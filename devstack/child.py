@@ -224,25 +224,3 @@ class ChildProcess:
         if self._process.is_alive():
             logger.warning("%s did not stop in %g s; terminating it", self._description, self._stop_timeout)
         self.terminate()
-
-
-class ChildHandle:
-    """Base of a class that runs one ChildProcess (`_child`): what the stack reads of that process, and stop()."""
-
-    _child: ChildProcess
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid
-
-    @property
-    def sentinel(self) -> int:
-        """Ready (multiprocessing.connection.wait) once the process has ended."""
-        return self._child.sentinel
-
-    @property
-    def exitcode(self) -> int | None:
-        return self._child.exitcode
-
-    def stop(self) -> None:
-        self._child.stop()

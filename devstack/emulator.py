@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from devstack.child import ChildHandle, ChildProcess, StopSignal
+from devstack.child import ChildProcess, StopSignal
 from devstack.serving import HTTP11RequestHandler, ThreadedServer
 
 STARTUP_TIMEOUT_SECONDS = 30
@@ -122,8 +122,9 @@ def request_counts(endpoint_url: str) -> Counter[str]:
         return Counter(json.load(response))
 
 
-class MotoProcess(ChildHandle):
-    """`with MotoProcess() as moto: moto.endpoint_url` — stopped, and its port freed, on exit."""
+class MotoProcess:
+    """`with MotoProcess() as moto: moto.endpoint_url` — stopped, and its port freed, on exit; `sentinel` is ready
+    once its process has ended."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self._child = ChildProcess(
@@ -140,6 +141,21 @@ class MotoProcess(ChildHandle):
         host, port = self._child.start()
         self.endpoint_url = f"http://{host}:{port}"
         return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid
+
+    @property
+    def sentinel(self) -> int:
+        return self._child.sentinel
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._child.exitcode
+
+    def stop(self) -> None:
+        self._child.stop()
 
     def __enter__(self) -> MotoProcess:
         return self.start()

@@ -106,8 +106,6 @@ class SqsEventSource:
             threading.Thread(target=self._poll, name=f"{function.spec.name}-poller-{n}", daemon=True)
             for n in range(max(1, concurrency))
         ]
-        self.invocations = 0
-        self.errors = 0
         # When each poller's running invocation started (monotonic seconds), by thread.
         self._started: dict[int, float] = {}
 
@@ -170,13 +168,11 @@ class SqsEventSource:
 
     def _invoke(self, batch: list[MessageTypeDef]) -> None:
         event = {"Records": [sqs_record(message, self._queue_arn) for message in batch]}
-        self.invocations += 1
         thread = threading.get_ident()
         self._started[thread] = time.monotonic()
         try:
             response = self._function.invoke(event)
         except Exception:
-            self.errors += 1
             logger.exception(
                 "%s invocation failed; its %d messages will be delivered again", self._function.spec.name, len(batch)
             )

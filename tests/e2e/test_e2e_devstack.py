@@ -510,9 +510,9 @@ def test_tasks_all_finish_once_while_environments_are_killed_even_as_they_start(
 
         killer = threading.Thread(target=kill, daemon=True)
         killer.start()
-        # WHEN clients submit tasks for 8 s while the killing goes on
+        # WHEN clients submit tasks for 6 s while the killing goes on
         try:
-            numbers = clients_until(time.monotonic() + 8)
+            numbers = clients_until(time.monotonic() + 6)
         finally:
             killing.set()
             killer.join()
@@ -521,7 +521,7 @@ def test_tasks_all_finish_once_while_environments_are_killed_even_as_they_start(
             results = list(clients.map(run, numbers))
 
         # THEN every task finished with its result, and no key made a second task
-        assert len(killed) > 15
+        assert len(killed) > 10
         assert [result["result"] for _, result in results] == [n * 7 for n in numbers]
         table = boto3.client("dynamodb", endpoint_url=emulator.group(1), region_name="us-east-1")
         assert table.scan(TableName="TasksTable", Select="COUNT")["Count"] == len(numbers)
