@@ -76,6 +76,12 @@ def issuer(jwt_stack: LocalStack) -> LocalIssuer:
     return jwt_stack.issuer
 
 
+def _token_command(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m devstack token ARGS` from the checkout."""
+    command = [sys.executable, "-m", "devstack", "token", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+
+
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -176,13 +182,9 @@ def test_the_token_command_signs_for_the_running_stack_and_lrt_uses_it(jwt_stack
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
 
     # WHEN `python -m devstack token` makes a token, and `lrt --auth bearer` runs a task with it
-    token = subprocess.run(
-        [sys.executable, "-m", "devstack", "token", "--sub", "alice", "--state-dir", str(state_dir)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    made = _token_command("--sub", "alice", "--state-dir", str(state_dir))
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
     lrt = Path(sys.executable).parent / "lrt"
     run = subprocess.run(
         [str(lrt), "--url", jwt_stack.api_url, "--auth", "bearer", "run", "multiply", "x=2", "y=3"],
@@ -199,13 +201,7 @@ def test_the_token_command_signs_for_the_running_stack_and_lrt_uses_it(jwt_stack
 
 
 def test_the_token_command_says_what_to_do_when_no_stack_issues_tokens(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "devstack", "token", "--sub", "alice", "--state-dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = _token_command("--sub", "alice", "--state-dir", str(tmp_path))
 
     assert done.returncode == 1
     assert "AUTH_TYPE=JWT make run" in done.stderr
