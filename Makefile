@@ -56,7 +56,7 @@ deploy: build ## deploy to the AWS account and region of your credentials; asks 
 	$(VENV)/bin/sam deploy $(if $(wildcard samconfig.toml),,--guided)
 
 bench: $(STAMP)
-	$(PY) -m bench
+	PYTHONPATH=functions:. $(PY) -m bench
 
 models: $(STAMP) ## rewrite functions/core/botocore_models after a botocore upgrade or a newly called operation
 	$(PY) tools/trim_botocore_models.py

@@ -1,17 +1,18 @@
-"""The local stack under load: AWS requests per task (counted from botocore's events), the functions' billed
-durations, and end-to-end throughput and latency. The load comes from a child process (bench.load)."""
+"""The local stack under load, as `make run` starts it (every function in execution environments of its own): AWS
+requests per task (counted by the emulator), the functions' billed durations (from the REPORT line each invocation
+prints, as Lambda's runtime does), and end-to-end throughput and latency. The load comes from a child process
+(bench.load)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,49 +21,15 @@ import boto3
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK_LOG = ROOT / "bench" / "local-stack.log"
+REPORT = re.compile(r"^\[(\w+)\] REPORT RequestId: \S+\t(?:Init Duration: [\d.]+ ms\t)?Duration: ([\d.]+) ms\t", re.M)
 
 
-class RequestCounter:
-    """Counts every AWS API call made through the default boto3 session, by service and operation."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def __call__(self, event_name: str, **kwargs: Any) -> None:
-        # event_name: "before-call.<service>.<Operation>"
-        _hook, service, operation = event_name.split(".", 2)
-        with self._lock:
-            self.counts[f"{service}.{operation}"] += 1
-
-    def reset(self) -> Counter[str]:
-        with self._lock:
-            counts, self.counts = self.counts, Counter()
-        return counts
-
-
-class InvocationTimer:
-    """Wraps a devstack LambdaFunction's invoke to record each invocation's wall time."""
-
-    def __init__(self, function: Any) -> None:
-        self.durations: list[float] = []
-        self._invoke: Callable[[dict[str, Any]], Any] = function.invoke
-        self._lock = threading.Lock()
-        function.invoke = self
-
-    def __call__(self, event: dict[str, Any]) -> Any:
-        started = time.perf_counter()
-        try:
-            return self._invoke(event)
-        finally:
-            elapsed = time.perf_counter() - started
-            with self._lock:
-                self.durations.append(elapsed)
-
-    def reset(self) -> list[float]:
-        with self._lock:
-            durations, self.durations = self.durations, []
-        return durations
+def durations_in(log: str) -> dict[str, list[float]]:
+    """Each function's invocation durations (seconds) from the REPORT lines of `log`."""
+    found: dict[str, list[float]] = {}
+    for function, milliseconds in REPORT.findall(log):
+        found.setdefault(short_name(function), []).append(float(milliseconds) / 1000)
+    return found
 
 
 def short_name(logical_id: str) -> str:
@@ -84,9 +51,12 @@ def _load(url: str, mode: str, clients: int, arg: str, stdin: str | None = None)
     return result
 
 
-def _wait_for_empty_queue(sqs: Any, queue_url: str, timeout: float = 300) -> None:
+def _wait_for_empty_queue(sqs: Any, queue_url: str, timeout: float = 300) -> int:
+    """Once the queue holds no message; how many requests watching it took."""
     deadline = time.monotonic() + timeout
+    calls = 0
     while time.monotonic() < deadline:
+        calls += 1
         attributes = sqs.get_queue_attributes(
             QueueUrl=queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -95,7 +65,7 @@ def _wait_for_empty_queue(sqs: Any, queue_url: str, timeout: float = 300) -> Non
             int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
             == 0
         ):
-            return
+            return calls
         time.sleep(0.1)
     raise TimeoutError("the task queue did not drain")
 
@@ -109,47 +79,38 @@ def _cpu_seconds(pids: list[Any]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _counted_phase(tasks: int) -> dict[str, Any]:
-    """`tasks` submitted, run, then polled once each, with every function in this process: botocore's events count
-    every AWS request of the three functions, and each invocation's duration is timed."""
-    from core.aws import session as functions_session
-
-    boto3.setup_default_session()
-    counter = RequestCounter()
-    assert boto3.DEFAULT_SESSION is not None
-    # The functions' clients come from their own session; the event source's (Lambda's poller) from the default.
-    sessions = (functions_session(), boto3.DEFAULT_SESSION)
-    # Registered before the stack builds its clients: a client copies the session's handlers when it is made.
-    for session in sessions:
-        session.events.register("before-call", counter)
-
+def _counted_phase(tasks: int, log: Path) -> dict[str, Any]:
+    """`tasks` submitted, run, then polled once each: the emulator counts every AWS request of the functions and of
+    the worker's poller, and the functions' REPORT lines in `log` give each invocation's duration."""
     from devstack import LocalStack
+    from devstack.emulator import request_counts
 
-    with LocalStack(port=0, worker_process=False, api_process=False, env={"MULTIPLY_DELAY_SECONDS": "0"}) as stack:
-        timers = {short_name(name): InvocationTimer(function) for name, function in stack.functions.items()}
-        memory = {short_name(name): function.spec.memory for name, function in stack.functions.items()}
+    with LocalStack(port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}) as stack:
+        assert stack.endpoint_url is not None
+        endpoint = stack.endpoint_url
+        memory = {short_name(name): spec.memory for name, spec in stack.sam_app.functions.items()}
         queue_url = stack.resources.queue_url
-        # Watching the queue must not count: a client of its own session.
-        watcher = boto3.session.Session().client("sqs", endpoint_url=stack.endpoint_url, region_name="us-east-1")
+        watcher = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
         url = stack.api_url
-        # A few tasks to start the "containers" (cold starts are not what this measures).
+        # A few tasks to start the environments (cold starts are not what this measures).
         _load(url, "poll", 2, "4")
         _wait_for_empty_queue(watcher, queue_url)
-        counter.reset()
-        for timer in timers.values():
-            timer.reset()
+        time.sleep(1.5)  # the worker's last invocation's REPORT line
+        before, log_start = request_counts(endpoint), log.stat().st_size
 
         started = time.perf_counter()
         submitted = _load(url, "submit", 8, str(tasks))
-        _wait_for_empty_queue(watcher, queue_url)
+        watched = _wait_for_empty_queue(watcher, queue_url)
         polled = _load(url, "get", 8, "-", stdin=json.dumps(submitted["ids"]))
         phase_seconds = time.perf_counter() - started
-        counts = counter.reset()
-        durations = {name: timer.reset() for name, timer in timers.items()}
-        worker_invocations = sum(source.invocations for source in stack.event_sources)
-    for session in sessions:
-        session.events.unregister("before-call", counter)
+        time.sleep(0.5)
+        counts = request_counts(endpoint) - before
+        counts["sqs.GetQueueAttributes"] -= watched  # the bench's own, watching the queue drain
+        with log.open() as file:
+            file.seek(log_start)
+            durations = durations_in(file.read())
     done = len(submitted["ids"])
+    counts = +counts  # without the zero counts
     return {
         "tasks": done,
         "submit_errors": submitted["error_count"],
@@ -159,7 +120,7 @@ def _counted_phase(tasks: int) -> dict[str, Any]:
         "requests_per_task": {key: round(value / done, 4) for key, value in sorted(counts.items())},
         "durations": durations,
         "memory_mb": memory,
-        "worker_invocations_total": worker_invocations,
+        "worker_invocations_total": len(durations.get("worker", [])),
     }
 
 
@@ -228,13 +189,10 @@ def run(
 ) -> dict[str, Any]:
     """Requests and durations per task (`tasks`, polled once each), then throughput and latency. The stack's own
     output (thousands of log lines) goes to `log`."""
-    # The handlers are imported as Lambda imports them: from the functions directory.
-    if str(ROOT / "functions") not in sys.path:
-        sys.path.insert(0, str(ROOT / "functions"))
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     print(f"  (the stack's logs: {log.relative_to(ROOT) if log.is_relative_to(ROOT) else log})", flush=True)
     with _output_to(log):
-        return _counted_phase(tasks) | _load_phases(load_tasks, clients, rounds)
+        return _counted_phase(tasks, log) | _load_phases(load_tasks, clients, rounds)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The local stack: the task API, its queue, worker and table on one machine, emulated from template.yaml.
 
 `devstack.resources` is light (boto3 + samcli's template reader) so that tests can build moto resources from the
-template; `LocalStack` (Flask, the worker poller) is imported on first use.
+template; `LocalStack` (Flask, the environments) is imported on first use.
 """
 
 from __future__ import annotations

@@ -2,11 +2,13 @@
 
 --no-api runs only the emulated AWS services and the SQS poller, for `sam local start-api` (Docker) beside it;
 --write-env-vars FILE writes that command's --env-vars file for the services this process runs.
+`python -m devstack token --sub NAME` prints a token for the stack started with AUTH_TYPE=JWT from this checkout.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -64,18 +66,62 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter")
     parser.add_argument("--write-env-vars", type=Path, metavar="FILE", help="env.json for sam local start-api")
     parser.add_argument("--log-level", default=os.environ.get("DEVSTACK_LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--auth-type",
+        choices=["NONE", "JWT"],
+        default=os.environ.get("AUTH_TYPE") or "NONE",
+        help="the API's auth (AUTH_TYPE): NONE, or JWT with this stack as the token issuer",
+    )
+    parser.add_argument(
+        "--task-module", action="append", default=[], metavar="MODULE", help="imported by every function first"
+    )
+    parser.add_argument("--state-dir", type=Path, default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
+def parse_token_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack token", description="A token for the stack started with AUTH_TYPE=JWT."
+    )
+    parser.add_argument("--sub", required=True, help="the caller's subject")
+    parser.add_argument("--expires-in", type=float, default=3600, metavar="SECONDS", help="default 3600")
+    parser.add_argument(
+        "--claim", action="append", default=[], metavar="NAME=VALUE", help="an extra claim (VALUE as JSON, else text)"
+    )
+    parser.add_argument("--state-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def token(argv: list[str]) -> int:
+    from devstack.auth import STATE_DIR, LocalIssuer
+
+    args = parse_token_args(argv)
+    claims = {}
+    for item in args.claim:
+        name, _, text = item.partition("=")
+        try:
+            claims[name] = json.loads(text)
+        except ValueError:
+            claims[name] = text
+    try:
+        issuer = LocalIssuer.load(args.state_dir or STATE_DIR)
+    except FileNotFoundError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(issuer.token(args.sub, expires_in=args.expires_in, claims=claims))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["token"]:
+        return token(argv[1:])
     args = parse_args(argv)
     # Before the functions' loggers capture sys.stdout: one whole JSON line per log line or metric document.
     sys.stdout = cast(TextIO, WholeLines(sys.stdout))
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout
     )
-    # One line per request from both werkzeug servers (API and moto) drowns the functions' logs.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("botocore.configprovider").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
@@ -100,8 +146,16 @@ def main(argv: list[str] | None = None) -> int:
         worker_concurrency=args.worker_concurrency,
         parameter_overrides=parameters,
         visibility_timeout=args.visibility_timeout,
+        task_modules=args.task_module,
+        auth_type=args.auth_type,
+        state_dir=args.state_dir,
     )
-    with stack:
+    try:
+        stack.start()
+    except RuntimeError as error:
+        logging.getLogger("devstack").error("the stack could not start: %s", error)
+        return 1
+    try:
         if args.write_env_vars:
             write_env_vars(args.write_env_vars, stack.sam_app, stack.environment)
             print(f"env vars for sam local start-api written to {args.write_env_vars}", flush=True)
@@ -110,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         if stack.worker_pids:
             pids = ", ".join(map(str, stack.worker_pids))
             print(f"worker: one process per concurrent invocation (pids {pids})", flush=True)
+        for name, consumer_pids in stack.consumer_pids.items():
+            if set(consumer_pids) != set(stack.worker_pids):
+                print(f"{name}: consumes its queue in processes {', '.join(map(str, consumer_pids))}", flush=True)
         if stack.api_pids:
             pids = ", ".join(map(str, stack.api_pids))
             print(
@@ -118,11 +175,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_api:
             print("services ready (no API): run `sam local start-api --env-vars ...` beside them", flush=True)
         else:
+            if stack.issuer is not None:
+                print(
+                    f"JWT auth: issuer {stack.issuer.issuer}, audience {stack.issuer.audience};"
+                    " a token: .venv/bin/python -m devstack token --sub NAME",
+                    flush=True,
+                )
             print(f"API ready at {stack.api_url}", flush=True)
         fault = wait_for_stop_or_fault(stack, stopping)
         if fault is not None:
             logging.getLogger("devstack").error("%s", fault)
         print("stopping", flush=True)
+    finally:
+        stack.stop()
     return 0 if fault is None else 1
 
 

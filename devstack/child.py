@@ -10,11 +10,14 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
 import signal
 import sys
 import threading
+import traceback
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from devstack.output import line_buffered
@@ -57,12 +60,38 @@ def start_function_process(environment: Mapping[str, str], task_modules: Iterabl
         importlib.import_module(module)
 
 
+class StartFailed(RuntimeError):
+    """A child that did not get ready: `killed` when a signal from outside ended it (SIGKILL: the OOM killer, a
+    stray kill), else it failed on its own (an error in its start-up, named in the message)."""
+
+    def __init__(self, message: str, *, killed: bool = False) -> None:
+        super().__init__(message)
+        self.killed = killed
+
+
+@dataclass(frozen=True)
+class ChildError:
+    """What a child sends on `ready` instead of its value when it fails: its error, in one line."""
+
+    error: str
+
+
+_OUTSIDE_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+
+
 def _run_child(target: Target, *args: Any) -> None:
     # Ctrl-C reaches every process of the terminal's group: the parent stops its children itself, in order (the
     # API before the functions behind it, the emulator last), so that no invocation is cut short and no call
     # finds the emulator gone.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    target(*args)
+    ready: multiprocessing.connection.Connection = args[-2]
+    try:
+        target(*args)
+    except BaseException as error:
+        # Read by the parent only while the child starts; later, nobody listens.
+        with contextlib.suppress(OSError):
+            ready.send(ChildError(traceback.format_exception_only(error)[-1].strip()))
+        raise
 
 
 class ChildProcess:
@@ -109,13 +138,17 @@ class ChildProcess:
             self._process.join(timeout=0.1)
         return self._process.exitcode
 
+    def is_alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
     def start(self) -> Any:
-        """Start the child; what it sent on `ready`. RuntimeError (the child stopped) when it does not get there."""
+        """Start the child; what it sent on `ready`. StartFailed (the child stopped) when it does not get there."""
         self.launch()
         return self.wait_ready()
 
     def launch(self) -> None:
-        """Start the child without waiting for it: several children start side by side, then wait_ready()."""
+        """Start the child without waiting for it: several children start side by side, then wait_ready().
+        StartFailed when it ends before it has read what it needs (killed as it started)."""
         self._receiver, sender = self._context.Pipe(duplex=False)
         stop_reader, self._stop_writer = self._context.Pipe(duplex=False)
         self._process = self._context.Process(
@@ -124,29 +157,47 @@ class ChildProcess:
             name=self._name,
             daemon=True,
         )
-        self._process.start()
-        sender.close()  # the child holds its own copies of both ends it uses
-        stop_reader.close()
+        try:
+            self._process.start()
+        except OSError as error:  # writing the child its arguments: it ended before it read them
+            self._process = None
+            raise StartFailed(f"{self._description} ended as it started ({error})", killed=True) from error
+        finally:
+            sender.close()  # the child holds its own copies of both ends it uses
+            stop_reader.close()
 
     def wait_ready(self) -> Any:
+        """What the child sent once ready; StartFailed (the child stopped) when it does not get there."""
         receiver = self._receiver
         if receiver is None:
             raise RuntimeError(f"{self._description} was not launched")
         try:
             if not receiver.poll(self._startup_timeout):
-                raise RuntimeError(f"{self._description} did not start")
+                raise StartFailed(f"{self._description} did not start in {self._startup_timeout:g} s")
             try:
-                return receiver.recv()
-            except EOFError as error:
-                raise RuntimeError(
-                    f"{self._description} exited while starting; its error is in the log above"
-                ) from error
+                value = receiver.recv()
+            except (EOFError, OSError, pickle.UnpicklingError) as error:  # it ended before or while it answered
+                raise self._ended_while_starting() from error
+            if isinstance(value, ChildError):
+                raise StartFailed(f"{self._description} failed to start: {value.error}")
+            return value
         except BaseException:
             self.stop()
             raise
         finally:
             receiver.close()
             self._receiver = None
+
+    def _ended_while_starting(self) -> StartFailed:
+        if self._process is not None:
+            self._process.join(timeout=5)  # its pipe closes a moment before it can be reaped
+        code = self.exitcode
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name
+            return StartFailed(
+                f"{self._description} was killed by {name} while starting", killed=-code in _OUTSIDE_SIGNALS
+            )
+        return StartFailed(f"{self._description} exited with code {code} while starting")
 
     def request_stop(self) -> None:
         """Tell the child to stop without waiting: several children stop side by side, then stop() each."""
@@ -173,25 +224,3 @@ class ChildProcess:
         if self._process.is_alive():
             logger.warning("%s did not stop in %g s; terminating it", self._description, self._stop_timeout)
         self.terminate()
-
-
-class ChildHandle:
-    """Base of a class that runs one ChildProcess (`_child`): what the stack reads of that process, and stop()."""
-
-    _child: ChildProcess
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid
-
-    @property
-    def sentinel(self) -> int:
-        """Ready (multiprocessing.connection.wait) once the process has ended."""
-        return self._child.sentinel
-
-    @property
-    def exitcode(self) -> int | None:
-        return self._child.exitcode
-
-    def stop(self) -> None:
-        self._child.stop()

@@ -2,7 +2,8 @@
 
 Messages named in the response's batchItemFailures, and every message of an invocation that raised, are left
 alone: they reappear after the queue's visibility timeout, and the queue's redrive policy moves one received
-maxReceiveCount times to its dead-letter queue (moto does this on receive, as SQS does).
+maxReceiveCount times to its dead-letter queue (moto does this on receive, as SQS does). Each source runs in the
+function's execution environment (devstack.lambdas.serve_sqs), which ends as Lambda ends one when fault() says so.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
     from devstack.resources import LocalResources
+    from devstack.template import FunctionSpec
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +106,6 @@ class SqsEventSource:
             threading.Thread(target=self._poll, name=f"{function.spec.name}-poller-{n}", daemon=True)
             for n in range(max(1, concurrency))
         ]
-        self.invocations = 0
-        self.errors = 0
         # When each poller's running invocation started (monotonic seconds), by thread.
         self._started: dict[int, float] = {}
 
@@ -168,13 +168,11 @@ class SqsEventSource:
 
     def _invoke(self, batch: list[MessageTypeDef]) -> None:
         event = {"Records": [sqs_record(message, self._queue_arn) for message in batch]}
-        self.invocations += 1
         thread = threading.get_ident()
         self._started[thread] = time.monotonic()
         try:
             response = self._function.invoke(event)
         except Exception:
-            self.errors += 1
             logger.exception(
                 "%s invocation failed; its %d messages will be delivered again", self._function.spec.name, len(batch)
             )
@@ -219,12 +217,10 @@ def start_event_sources(
     queues = {queue.arn: queue for queue in resources.of_type("AWS::SQS::Queue")}
     sources = []
     for function in functions:
-        for properties in function.spec.sqs_events():
+        for properties in sqs_events(function.spec):
             queue = queues.get(str(properties.get("Queue")))
             if queue is None:
                 logger.warning("%s: SQS event on an unknown queue %s", function.spec.name, properties.get("Queue"))
-                continue
-            if properties.get("Enabled", True) in (False, "false"):
                 continue
             source = SqsEventSource(
                 sqs,
@@ -239,3 +235,8 @@ def start_event_sources(
             source.start()
             sources.append(source)
     return sources
+
+
+def sqs_events(spec: FunctionSpec) -> list[dict[str, Any]]:
+    """The properties of the function's enabled SQS events."""
+    return [event for event in spec.sqs_events() if event.get("Enabled", True) not in (False, "false")]

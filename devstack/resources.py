@@ -1,10 +1,13 @@
 """The template's queues and tables, created in an emulator (moto server or `moto.mock_aws`) from their own
-definitions in template.yaml, so that the local schema cannot drift from the deployed one."""
+definitions in template.yaml, so that the local schema cannot drift from the deployed one.
+
+Each resource type the stack emulates has one creator in CREATORS: it gets the resolved properties and returns the
+LocalResource (name, ARN, what !Ref gives). A new type is one more small function and one more entry."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -23,7 +26,6 @@ QUEUE = "AWS::SQS::Queue"
 TABLE = "AWS::DynamoDB::Table"
 SECRET = "AWS::SecretsManager::Secret"
 BUCKET = "AWS::S3::Bucket"
-SUPPORTED_TYPES = (QUEUE, TABLE, SECRET, BUCKET)
 
 # CloudFormation properties of AWS::SQS::Queue that are SQS queue attributes of the same name.
 _QUEUE_ATTRIBUTES = (
@@ -114,6 +116,26 @@ class LocalResources:
         return values
 
 
+@dataclass
+class Creation:
+    """What every creator needs besides the resource's own definition."""
+
+    endpoint_url: str | None
+    region: str
+    name_prefix: str
+    visibility_timeout: int | None
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def client(self, service: str) -> Any:
+        """One client per service for one create_resources call."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region)  # type: ignore[call-overload]
+        return self._clients[service]
+
+    def name(self, logical_id: str, properties: dict[str, Any], name_property: str, suffix: str = "") -> str:
+        return str(properties.get(name_property) or f"{self.name_prefix}{logical_id}{suffix}")
+
+
 def create_resources(
     endpoint_url: str | None = None,
     *,
@@ -123,7 +145,7 @@ def create_resources(
     name_prefix: str = "",
     region: str = REGION,
 ) -> LocalResources:
-    """Create the template's SQS queues and DynamoDB tables; leave alone any that exist already.
+    """Create the template's resources of the types in CREATORS; leave alone any that exist already.
 
     Works against `moto.mock_aws()` (endpoint_url None) and against a moto server (its URL). Each resource is
     named `<name_prefix><LogicalId>` unless the template names it. `visibility_timeout` replaces the template's
@@ -132,13 +154,11 @@ def create_resources(
     path = Path(template).resolve()
     raw = load_template(path)
     parameters = parameter_values(raw, parameter_overrides)
-    sqs: SQSClient = boto3.client("sqs", endpoint_url=endpoint_url, region_name=region)
-    dynamodb: DynamoDBClient = boto3.client("dynamodb", endpoint_url=endpoint_url, region_name=region)
-
+    creation = Creation(endpoint_url, region, name_prefix, visibility_timeout)
     definitions = {
         logical_id: resource
         for logical_id, resource in raw.get("Resources", {}).items()
-        if resource.get("Type") in SUPPORTED_TYPES
+        if resource.get("Type") in CREATORS
     }
     order = TopologicalSorter({lid: _references(res, definitions) for lid, res in definitions.items()})
     created: dict[str, LocalResource] = {}
@@ -147,17 +167,7 @@ def create_resources(
         translator: dict[str, Any] = {name: str(value) for name, value in parameters.items()}
         translator.update({r.logical_id: {"Ref": r.ref, "Arn": r.arn} for r in created.values()})
         properties = resolve(raw, definitions[logical_id].get("Properties", {}), translator) or {}
-        resource_type = definitions[logical_id]["Type"]
-        if resource_type == QUEUE:
-            created[logical_id] = _create_queue(sqs, logical_id, properties, name_prefix, visibility_timeout)
-        elif resource_type == SECRET:
-            secrets = boto3.client("secretsmanager", endpoint_url=endpoint_url, region_name=region)
-            created[logical_id] = _create_secret(secrets, logical_id, properties, name_prefix)
-        elif resource_type == BUCKET:
-            s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
-            created[logical_id] = _create_bucket(s3, logical_id, properties, name_prefix)
-        else:
-            created[logical_id] = _create_table(dynamodb, logical_id, properties, name_prefix)
+        created[logical_id] = CREATORS[definitions[logical_id]["Type"]](creation, logical_id, properties)
     return LocalResources(path, parameters, created, endpoint_url)
 
 
@@ -190,13 +200,12 @@ def _attribute(value: Any) -> str:
     return str(value)
 
 
-def _create_queue(
-    sqs: SQSClient, logical_id: str, properties: dict[str, Any], prefix: str, visibility_timeout: int | None
-) -> LocalResource:
-    name = properties.get("QueueName") or f"{prefix}{logical_id}{'.fifo' if properties.get('FifoQueue') else ''}"
+def _create_queue(creation: Creation, logical_id: str, properties: dict[str, Any]) -> LocalResource:
+    sqs: SQSClient = creation.client("sqs")
+    name = creation.name(logical_id, properties, "QueueName", ".fifo" if properties.get("FifoQueue") else "")
     attributes = {key: _attribute(properties[key]) for key in _QUEUE_ATTRIBUTES if key in properties}
-    if visibility_timeout is not None:
-        attributes["VisibilityTimeout"] = str(visibility_timeout)
+    if creation.visibility_timeout is not None:
+        attributes["VisibilityTimeout"] = str(creation.visibility_timeout)
     if "RedrivePolicy" in attributes:
         # SQS wants the count as a number inside the policy's JSON, whatever type the template resolved to.
         policy = json.loads(attributes["RedrivePolicy"])
@@ -215,8 +224,9 @@ def _create_queue(
     return LocalResource(logical_id, QUEUE, name, arn, url, attributes)
 
 
-def _create_table(dynamodb: DynamoDBClient, logical_id: str, properties: dict[str, Any], prefix: str) -> LocalResource:
-    name = properties.get("TableName") or f"{prefix}{logical_id}"
+def _create_table(creation: Creation, logical_id: str, properties: dict[str, Any]) -> LocalResource:
+    dynamodb: DynamoDBClient = creation.client("dynamodb")
+    name = creation.name(logical_id, properties, "TableName")
     try:
         arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
     except dynamodb.exceptions.ResourceNotFoundException:
@@ -261,10 +271,11 @@ def _new_table(dynamodb: DynamoDBClient, name: str, properties: dict[str, Any]) 
     return arn
 
 
-def _create_secret(secrets: Any, logical_id: str, properties: dict[str, Any], prefix: str) -> LocalResource:
+def _create_secret(creation: Creation, logical_id: str, properties: dict[str, Any]) -> LocalResource:
     """A secret with a value generated as GenerateSecretString asks (Secrets Manager's own GetRandomPassword); its
     Ref is its ARN."""
-    name = properties.get("Name") or f"{prefix}{logical_id}"
+    secrets = creation.client("secretsmanager")
+    name = creation.name(logical_id, properties, "Name")
     try:
         arn = secrets.describe_secret(SecretId=name)["ARN"]
     except secrets.exceptions.ResourceNotFoundException:
@@ -277,10 +288,11 @@ def _create_secret(secrets: Any, logical_id: str, properties: dict[str, Any], pr
     return LocalResource(logical_id, SECRET, name, arn, arn, properties)
 
 
-def _create_bucket(s3: Any, logical_id: str, properties: dict[str, Any], prefix: str) -> LocalResource:
+def _create_bucket(creation: Creation, logical_id: str, properties: dict[str, Any]) -> LocalResource:
     """A bucket with the template's encryption, public access block and lifecycle rules. (Its bucket policy, TLS only,
     is not applied: the local stack speaks plain HTTP on loopback.)"""
-    name = properties.get("BucketName") or f"{prefix}{logical_id}".lower()  # S3 bucket names are lowercase
+    s3 = creation.client("s3")
+    name = creation.name(logical_id, properties, "BucketName").lower()  # S3 bucket names are lowercase
     try:
         s3.head_bucket(Bucket=name)
     except ClientError:
@@ -315,3 +327,13 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
         days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
         converted["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
     return converted
+
+
+Creator = Callable[[Creation, str, dict[str, Any]], LocalResource]
+# The resource types the local stack creates, each by one function.
+CREATORS: dict[str, Creator] = {
+    QUEUE: _create_queue,
+    TABLE: _create_table,
+    SECRET: _create_secret,
+    BUCKET: _create_bucket,
+}

@@ -1,15 +1,12 @@
 """The whole stack, started and stopped from this process: the AWS emulator, the template's resources, the HTTP API
-with its functions' execution environments, and the worker with its SQS event sources."""
+with its authorizers, each function's execution environments, and the worker's SQS event sources."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import multiprocessing.connection
 import os
-import sys
-import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -17,43 +14,29 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from devstack.emulator import MotoProcess
-from devstack.event_source import SqsEventSource, start_event_sources
-from devstack.lambdas import InProcessLambdaRunner, LambdaFunction, LambdaRunner
+from devstack.environments import EnvironmentPool, ProcessLambdaRunner
+from devstack.event_source import sqs_events
+from devstack.lambdas import EnvironmentConfig
 from devstack.resources import LocalResources, create_resources
-from devstack.template import DEFAULT_TEMPLATE, REGION, SamApp, load_sam_app
-from devstack.worker_process import WorkerConfig, WorkerProcess
+from devstack.template import DEFAULT_TEMPLATE, REGION, FunctionSpec, SamApp, load_sam_app
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-    from devstack.api import ApiServer
-    from devstack.environments import ProcessLambdaRunner
+    from devstack.api import ApiServer, RouteAuthorizers
+    from devstack.auth import LocalIssuer
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_WORKER_CONCURRENCY = 2
-# Requests in the API's functions at once (more wait for a slot), and so at most this many execution environments
-# of each. On 2 cores, more only take the CPU from the worker whose results the clients wait for (16 polling
-# clients, side by side: 2 slots 48 to 62 tasks/s and 1.0 polls per task; 3 slots 52 to 57; 4 slots 36 to 53 and
-# 2.5 polls). With the functions in this process, 2, 3 and 4 measured within noise of each other.
-DEFAULT_API_CONCURRENCY = 2
+# Execution environments of each API function at most (more requests wait for one). On 2 cores, more only take the
+# CPU from the worker whose results the clients wait for (16 polling clients, side by side: 2 environments 48 to 62
+# tasks/s and 1.0 polls per task; 3 environments 52 to 57; 4 environments 36 to 53 and 2.5 polls).
+API_ENVIRONMENTS = 2
 # Variables passed from the caller's environment to the functions, over the template's values.
 PASSTHROUGH_VARIABLES = ("MULTIPLY_DELAY_SECONDS",)
-# Modules whose lru_cache'd factories read the environment: cleared when the stack's environment changes.
-_CACHED_FACTORIES = {
-    "core.settings": ("settings", "submit_settings", "worker_settings"),
-    "core.aws": ("dynamodb_client", "sqs_client", "task_store", "task_queue"),
-}
-
-
-def _clear_factories() -> None:
-    for module_name, names in _CACHED_FACTORIES.items():
-        module = sys.modules.get(module_name)
-        for name in names:
-            factory = getattr(module, name, None)
-            if factory is not None and hasattr(factory, "cache_clear"):
-                factory.cache_clear()
+AUTH_TYPES = ("NONE", "JWT")
 
 
 class LocalStack:
@@ -62,12 +45,9 @@ class LocalStack:
     endpoint_url: an AWS emulator already running (default: AWS_ENDPOINT_URL, else a moto server started here).
     env: variables for the functions over the template's (e.g. {"MULTIPLY_DELAY_SECONDS": "0"}).
     visibility_timeout: replaces the queues' VisibilityTimeout (local only, to see redeliveries quickly).
-    worker_process: run the SQS event sources and the worker in processes of their own (see
-        devstack.worker_process); False keeps them in this one, where a test can reach `functions` and
-        `event_sources`.
-    api_process: run the API's functions in execution environments of their own, one process each (see
-        devstack.environments); False runs them in this process, where a test or the bench can reach them.
-    task_modules: modules to import before the handlers, e.g. test-only tasks registered with core.registry.task.
+    task_modules: modules every function's environment imports before its handler, e.g. test-only tasks.
+    auth_type: "NONE", or "JWT": the stack is the issuer of its routes' JWT authorizers, and its key is saved in
+        `state_dir` for `python -m devstack token`.
     """
 
     def __init__(
@@ -79,21 +59,21 @@ class LocalStack:
         api: bool = True,
         worker: bool = True,
         worker_concurrency: int | None = None,
-        worker_process: bool = True,
-        api_process: bool = True,
         env: Mapping[str, str] | None = None,
         parameter_overrides: Mapping[str, Any] | None = None,
         visibility_timeout: int | None = None,
         endpoint_url: str | None = None,
         task_modules: Iterable[str] = (),
+        auth_type: str = "NONE",
+        state_dir: Path | None = None,
     ) -> None:
+        if auth_type not in AUTH_TYPES:
+            raise ValueError(f"the local stack emulates AuthType {' or '.join(AUTH_TYPES)}, not {auth_type!r}")
         self.template = Path(template).resolve()
         self._host = host
         self._port = port
         self._with_api = api
         self._with_worker = worker
-        self.worker_process = worker_process
-        self.api_process = api_process
         self.worker_concurrency = worker_concurrency or int(
             os.environ.get("WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY)
         )
@@ -101,18 +81,17 @@ class LocalStack:
         self._parameter_overrides = dict(parameter_overrides or {})
         self._visibility_timeout = visibility_timeout
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
-        self._task_modules = list(task_modules)
+        self._task_modules = tuple(task_modules)
+        self.auth_type = auth_type
+        self._state_dir = state_dir
+        self.issuer: LocalIssuer | None = None
         self._moto: MotoProcess | None = None
         self._api: ApiServer | None = None
-        self._api_runner: ProcessLambdaRunner | None = None
-        self._event_sources: list[SqsEventSource] = []
-        self._worker_processes: list[WorkerProcess] = []
-        self._worker_supervisor: threading.Thread | None = None
-        self._stopping_workers = threading.Event()
+        self._api_pools: dict[str, EnvironmentPool] = {}
+        self._worker_pools: dict[str, EnvironmentPool] = {}
         self._saved_environ: dict[str, str | None] = {}
         self.resources: LocalResources
         self.sam_app: SamApp
-        self.functions: dict[str, LambdaFunction] = {}
         self.environment: dict[str, str] = {}
 
     # -- lifecycle
@@ -150,6 +129,13 @@ class LocalStack:
         # The template's LocalEndpointUrl parameter declares AWS_ENDPOINT_URL for the functions, so that the
         # env-vars file for `sam local start-api` may set it.
         self._parameter_overrides.setdefault("LocalEndpointUrl", self.endpoint_url)
+        self._parameter_overrides["AuthType"] = self.auth_type
+        if self.auth_type == "JWT":
+            from devstack.auth import STATE_DIR, LocalIssuer
+
+            self.issuer = LocalIssuer.generate()
+            self.issuer.save(self._state_dir or STATE_DIR)
+            self._parameter_overrides |= {"JwtIssuer": self.issuer.issuer, "JwtAudience": self.issuer.audience}
         self.resources = create_resources(
             self.endpoint_url,
             template=self.template,
@@ -158,55 +144,47 @@ class LocalStack:
         )
         self.sam_app = load_sam_app(self.template, self.resources.translator())
         self.environment = self._function_environment()
-        self._set_environ(self.environment | {"AWS_ENDPOINT_URL": self.endpoint_url})
-        _clear_factories()
-        for module in self._task_modules:
-            importlib.import_module(module)
-        self.functions = {name: LambdaFunction(spec) for name, spec in self.sam_app.functions.items()}
         api = self.sam_app.api(self.template.parent) if self._with_api else None
-        starting = self._launch_api_environments(api) if api is not None and self.api_process else None
+        if api is not None:
+            names = sorted({route.function_name for route in api.routes if route.function_name})
+            self._api_pools = {name: self._pool(name, warm=1, limit=API_ENVIRONMENTS) for name in names}
         if self._with_worker:
-            self._start_worker()
+            # The worker (the task queue's consumer) runs worker_concurrency invocations at once; any other queue's
+            # consumer (the dead-letter consumer) one: it handles a trickle.
+            self._worker_pools = {
+                name: self._pool(name, warm=concurrency, limit=concurrency)
+                for name, spec in self.sam_app.functions.items()
+                if (concurrency := self._consumer_concurrency(spec))
+            }
+        pools = [*self._api_pools.values(), *self._worker_pools.values()]
+        for pool in pools:
+            pool.start()  # side by side
+        for pool in pools:
+            pool.wait_ready()
         if api is not None:
             from devstack.api import ApiServer
 
-            runner: LambdaRunner = InProcessLambdaRunner(self.functions)
-            if starting is not None:
-                runner = self._api_runner = starting()
             self._api = ApiServer(
                 api,
-                runner,
+                ProcessLambdaRunner(self._api_pools),
                 host=self._host,
                 port=self._port,
-                max_concurrency=DEFAULT_API_CONCURRENCY,
+                authorizers=self._route_authorizers(),
             )
             self._api.start()
 
     def stop(self) -> None:
-        self._stopping_workers.set()  # no replacements for worker processes that end from now on
         if self._api is not None:
             self._api.stop()
             self._api = None
-        if self._api_runner is not None:
-            self._api_runner.stop()
-            self._api_runner = None
-        for source in self._event_sources:
-            source.stop()
-        self._event_sources = []
-        if self._worker_supervisor is not None:
-            self._worker_supervisor.join(timeout=70)  # it may be starting a replacement
-            self._worker_supervisor = None
-        for worker in self._worker_processes:
-            worker.request_stop()  # all drain at once
-        for worker in self._worker_processes:
-            worker.stop()
-        self._worker_processes = []
+        for pool in [*self._api_pools.values(), *self._worker_pools.values()]:
+            pool.stop()
+        self._api_pools, self._worker_pools = {}, {}
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
             self.endpoint_url = None
         self._restore_environ()
-        _clear_factories()
 
     # -- what a caller uses
 
@@ -224,14 +202,12 @@ class LocalStack:
     def dynamodb(self) -> DynamoDBClient:
         return boto3.client("dynamodb", endpoint_url=self.endpoint_url, region_name=REGION)
 
-    @property
-    def event_sources(self) -> list[SqsEventSource]:
-        """The running SQS event sources, when they run in this process (worker_process=False)."""
-        return list(self._event_sources)
-
     def fault(self) -> str | None:
         """Why this stack can serve nothing any more (the AWS emulator it started has ended, and with it every
-        table, queue and task), or None while it can."""
+        table, queue and task; or a function's environments cannot start), or None while it can."""
+        for pool in [*self._api_pools.values(), *self._worker_pools.values()]:
+            if pool.fault is not None:
+                return f"{pool.fault}; fix it and start the stack again"
         moto = self._moto
         if moto is None or not multiprocessing.connection.wait([moto.sentinel], timeout=0):
             return None
@@ -247,18 +223,40 @@ class LocalStack:
 
     @property
     def api_pids(self) -> list[int]:
-        """The API functions' execution environments' process ids, when they run in processes of their own."""
-        return self._api_runner.pids if self._api_runner is not None else []
+        """The process ids of the API functions' execution environments."""
+        return [pid for pool in self._api_pools.values() for pid in pool.pids]
 
     @property
     def worker_pids(self) -> list[int]:
-        """The worker processes' ids (one per concurrent invocation), when the worker runs in processes of its own."""
-        return [worker.pid for worker in self._worker_processes if worker.pid is not None]
+        """The process ids of the worker's execution environments (one per concurrent invocation)."""
+        return [
+            pid for name, pool in self._worker_pools.items() if name == self._task_queue_consumer for pid in pool.pids
+        ]
+
+    @property
+    def consumer_pids(self) -> dict[str, list[int]]:
+        """Every queue consumer's execution environments' process ids, by function."""
+        return {name: pool.pids for name, pool in self._worker_pools.items()}
+
+    @property
+    def _task_queue_consumer(self) -> str | None:
+        return next(
+            (name for name, spec in self.sam_app.functions.items() if self._consumes_task_queue(spec)),
+            None,
+        )
+
+    def _consumes_task_queue(self, spec: FunctionSpec) -> bool:
+        return any(str(event.get("Queue")) == self.resources.queue_arn for event in sqs_events(spec))
+
+    def _consumer_concurrency(self, spec: FunctionSpec) -> int:
+        if not sqs_events(spec):
+            return 0
+        return self.worker_concurrency if self._consumes_task_queue(spec) else 1
 
     # -- internals
 
     def _function_environment(self) -> dict[str, str]:
-        """The union of the functions' variables: they run in one process, so they share os.environ."""
+        """The union of the functions' variables (the functions' processes are started with all of them)."""
         union: dict[str, str] = {}
         for spec in self.sam_app.functions.values():
             for key, value in spec.environment.items():
@@ -269,79 +267,43 @@ class LocalStack:
         union.update(self._env)
         return union
 
-    def _launch_api_environments(self, api: Any) -> Callable[[], ProcessLambdaRunner]:
-        """Start one execution environment of each API function (more start when requests overlap); what it
-        returns waits for them, so that they start beside the worker's processes."""
-        from devstack.environments import EnvironmentConfig, EnvironmentPool, ProcessLambdaRunner
-
-        environment = {key: os.environ[key] for key in self._saved_environ if key in os.environ}
-        names = sorted({route.function_name for route in api.routes if route.function_name})
-        pools = {
-            name: EnvironmentPool(
-                EnvironmentConfig(
-                    spec=self.sam_app.functions[name],
-                    environment=environment,
-                    task_modules=tuple(self._task_modules),
-                    log_level=logging.getLogger().getEffectiveLevel(),
-                )
-            )
-            for name in names
-        }
-        runner = ProcessLambdaRunner(pools)
-        self._api_runner = runner  # stopped by stop(), should starting fail
-        launched = {name: pool.launch(1) for name, pool in pools.items()}
-
-        def ready() -> ProcessLambdaRunner:
-            for name, pool in pools.items():
-                pool.add_ready(launched[name])
-            return runner
-
-        return ready
-
-    def _start_worker(self) -> None:
-        if not self.worker_process:
-            self._event_sources = start_event_sources(
-                self.functions.values(), self.resources, self.sqs, concurrency=self.worker_concurrency
-            )
-            return
+    def _pool(self, name: str, *, warm: int, limit: int) -> EnvironmentPool:
         assert self.endpoint_url is not None
-        config = WorkerConfig(
-            functions=self.sam_app.functions,
-            resources=self.resources,
-            endpoint_url=self.endpoint_url,
-            environment={key: os.environ[key] for key in self._saved_environ if key in os.environ},
-            task_modules=tuple(self._task_modules),
-            # One invocation at a time per process, as in a Lambda execution environment.
-            concurrency=1,
+        saved = {key: os.environ[key] for key in self._saved_environ if key in os.environ}
+        spec = self.sam_app.functions[name]
+        config = EnvironmentConfig(
+            spec=spec,
+            environment=saved | self.environment | {"AWS_ENDPOINT_URL": self.endpoint_url},
+            task_modules=self._task_modules,
             log_level=logging.getLogger().getEffectiveLevel(),
+            resources=self.resources if sqs_events(spec) else None,
         )
-        self._worker_processes = [WorkerProcess(config) for _ in range(self.worker_concurrency)]
-        for worker in self._worker_processes:
-            worker.launch()
-        for worker in self._worker_processes:
-            worker.wait_ready()
-        self._stopping_workers.clear()
-        self._worker_supervisor = threading.Thread(
-            target=self._supervise_workers, args=(config,), name="worker-supervisor", daemon=True
-        )
-        self._worker_supervisor.start()
+        return EnvironmentPool(config, warm=warm, limit=limit)
 
-    def _supervise_workers(self, config: WorkerConfig) -> None:
-        """Another worker process for each one that ends on its own (an invocation past its timeout, a task that
-        exits its process or crashes it), as Lambda starts a new execution environment; until the stack stops."""
-        while not self._stopping_workers.is_set():
-            workers = list(self._worker_processes)
-            ended = multiprocessing.connection.wait([worker.sentinel for worker in workers], timeout=0.5)
-            for index, worker in enumerate(workers):
-                if worker.sentinel not in ended or self._stopping_workers.is_set():
-                    continue
-                logger.warning(
-                    "the worker process %s ended (exit code %s); starting another", worker.pid, worker.exitcode
-                )
-                worker.stop()
-                replacement = WorkerProcess(config)
-                replacement.start()
-                self._worker_processes[index] = replacement
+    def _route_authorizers(self) -> RouteAuthorizers | None:
+        if self.issuer is None:
+            return None
+        from devstack.api import RouteAuthorizers
+        from devstack.auth import JwtAuthorizer, JwtConfiguration
+        from devstack.template import api_security
+
+        security = api_security(self.template, self.resources.parameters)
+        authorizers = {}
+        for name, scheme in security.schemes.items():
+            declared = scheme.get("x-amazon-apigateway-authorizer", {})
+            if declared.get("type") != "jwt":
+                continue
+            jwt = declared["jwtConfiguration"]
+            audience = jwt["audience"]
+            configuration = JwtConfiguration(
+                issuer=jwt["issuer"],
+                audience=tuple(audience.split(",") if isinstance(audience, str) else audience),
+                identity_header=declared.get("identitySource", "$request.header.Authorization").rsplit(".", 1)[-1],
+            )
+            if configuration.issuer != self.issuer.issuer:
+                raise ValueError(f"authorizer {name}: the local stack issues tokens for {self.issuer.issuer} only")
+            authorizers[name] = JwtAuthorizer(configuration, self.issuer.public_keys())
+        return RouteAuthorizers(security, authorizers)
 
     def _set_environ(self, values: Mapping[str, str]) -> None:
         for key, value in values.items():

@@ -95,3 +95,70 @@ def _env_str(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)
+
+
+# samcli resolves Ref AWS::NoValue to None, which it then refuses inside Fn::If: it stands for "no value" instead.
+_NO_VALUE = "devstack:AWS::NoValue"
+
+
+def _marked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _NO_VALUE if value == {"Ref": "AWS::NoValue"} else {key: _marked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_marked(item) for item in value]
+    return value
+
+
+def _without_no_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_no_value(item) for key, item in value.items() if item != _NO_VALUE}
+    if isinstance(value, list):
+        return [_without_no_value(item) for item in value if item != _NO_VALUE]
+    return value
+
+
+@dataclass(frozen=True)
+class ApiSecurity:
+    """What each route of the template's HTTP APIs requires, as deployed: `routes` maps (path, method) to the
+    route's OpenAPI `security` (a list of {scheme: scopes}; empty or absent: open), with method "x-amazon-apigateway-
+    any-method" for ANY; `schemes` holds each API's securitySchemes by name."""
+
+    routes: dict[tuple[str, str], list[dict[str, list[str]]]]
+    schemes: dict[str, dict[str, Any]]
+
+    def security(self, path: str, method: str) -> list[dict[str, list[str]]]:
+        found = self.routes.get((path, method.lower()))
+        return found if found is not None else self.routes.get((path, "x-amazon-apigateway-any-method"), [])
+
+
+def api_security(path: str | Path, parameters: dict[str, Any]) -> ApiSecurity:
+    """The routes' security after SAM's own transform (which merges the functions' HttpApi events into the API's
+    OpenAPI body) with the template's conditions resolved for `parameters`."""
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    template = load_template(path)
+    # The transform wants an S3 location for the code and the layers, as `sam build` gives them.
+    template.setdefault("Globals", {}).setdefault("Function", {})["CodeUri"] = "s3://devstack/functions.zip"
+    for resource in template.get("Resources", {}).values():
+        if resource.get("Type") == "AWS::Serverless::LayerVersion":
+            resource.setdefault("Properties", {})["ContentUri"] = "s3://devstack/layer.zip"
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=REGION))
+    # Managed policies are looked up by name only; the template names none.
+    transformed = translator.translate(template, parameter_values=dict(parameters), get_managed_policy_map=dict)
+    routes: dict[tuple[str, str], list[dict[str, list[str]]]] = {}
+    schemes: dict[str, dict[str, Any]] = {}
+    for resource in transformed["Resources"].values():
+        if resource.get("Type") != "AWS::ApiGatewayV2::Api":
+            continue
+        body = resource["Properties"].get("Body", {})
+        for route_path, methods in body.get("paths", {}).items():
+            for method, operation in methods.items():
+                security = operation.get("security")
+                if security is not None:
+                    security = _without_no_value(resolve(transformed, _marked(security), parameters))
+                routes[(route_path, method.lower())] = security if isinstance(security, list) else []
+        declared = body.get("components", {}).get("securitySchemes", {})
+        schemes.update(_without_no_value(resolve(transformed, _marked(declared), parameters)))
+    return ApiSecurity(routes, schemes)

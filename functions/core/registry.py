@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Annotated, Any, get_type_hints
 
 import msgspec
+import msgspec.inspect
 
 from core.errors import InvalidInput, TaskNotFound
 
@@ -70,13 +71,45 @@ class TaskDefinition(msgspec.Struct, frozen=True):
         its `invalid_fields` finds fields that do not agree."""
         try:
             model = msgspec.convert(inputs, self.input_model, strict=True)
-        except msgspec.ValidationError as error:
-            details = field_errors(self.input_model, inputs) or [_located("", error)]
-            raise InvalidInput(f"invalid input for task {self.name!r}", errors=details) from error
+        except msgspec.ValidationError:
+            # JSON has one kind of number, and JSON Schema's "integer" includes 3.0: where the model wants an int, an
+            # integral float is that int. (Nothing else is coerced: "3" stays a string, 3.5 a float.)
+            inputs = integral_floats_as_ints(inputs, msgspec.inspect.type_info(self.input_model))
+            try:
+                model = msgspec.convert(inputs, self.input_model, strict=True)
+            except msgspec.ValidationError as error:
+                details = field_errors(self.input_model, inputs) or [_located("", error)]
+                raise InvalidInput(f"invalid input for task {self.name!r}", errors=details) from error
         if isinstance(model, TaskInput) and (problems := model.invalid_fields()):
             details = [{"field": field, "message": message, "type": "invalid"} for field, message in problems.items()]
             raise InvalidInput(f"invalid input for task {self.name!r}", errors=details)
         return model
+
+
+# Integers a float represents exactly: beyond, 3.0e20 may not be the integer its writer meant.
+_EXACT_FLOAT_INT = 2**53
+
+
+def integral_floats_as_ints(value: Any, expected: msgspec.inspect.Type) -> Any:
+    """`value` with each float that stands where `expected` wants an int, and is a whole number, as that int."""
+    if isinstance(expected, msgspec.inspect.IntType):
+        if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT_FLOAT_INT:
+            return int(value)
+        return value
+    if isinstance(expected, msgspec.inspect.StructType) and isinstance(value, dict):
+        fields = {field.encode_name: field.type for field in expected.fields}
+        return {
+            key: integral_floats_as_ints(item, fields[key]) if key in fields else item for key, item in value.items()
+        }
+    if isinstance(expected, msgspec.inspect.ListType | msgspec.inspect.SetType | msgspec.inspect.FrozenSetType):
+        return (
+            [integral_floats_as_ints(item, expected.item_type) for item in value] if isinstance(value, list) else value
+        )
+    if isinstance(expected, msgspec.inspect.DictType) and isinstance(value, dict):
+        return {key: integral_floats_as_ints(item, expected.value_type) for key, item in value.items()}
+    if isinstance(expected, msgspec.inspect.Metadata):
+        return integral_floats_as_ints(value, expected.type)
+    return value
 
 
 # msgspec ends a message with where it found the problem: "... - at `$.features[2]`".

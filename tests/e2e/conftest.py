@@ -30,9 +30,6 @@ def local_stack() -> Iterator[LocalStack | None]:
     stack = LocalStack(
         port=0,
         worker_concurrency=2,
-        # The worker in this process, where tests reach into it (a crashed invocation); the worker's own processes,
-        # as `make run` starts them, are tested in tests/e2e/test_e2e_devstack.py.
-        worker_process=False,
         env={"MULTIPLY_DELAY_SECONDS": "0"},
         visibility_timeout=VISIBILITY_TIMEOUT_SECONDS,
         # The test-only tasks, in the API's execution environments too: the fuzzer reaches every task they register.

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
 import json
 import os
+import random
 import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
@@ -414,3 +417,115 @@ def test_devstack_moto_answers_as_moto_server(monkeypatch: pytest.MonkeyPatch) -
         plain._server.server_close()  # type: ignore[union-attr]
     with MotoProcess() as moto:
         assert _aws_answers(moto.endpoint_url) == expected
+
+
+def test_make_run_says_why_and_exits_when_a_task_module_cannot_be_imported() -> None:
+    # GIVEN a task module that fails at import, in every function's environment
+    process, output = start_devstack("--port", "0", "--task-module", "tests.support.broken_tasks", ready="API ready")
+
+    # THEN the stack does not start: it exits with an error that names the cause
+    assert "API ready" not in output
+    assert "cannot start" in output, output
+    assert "RuntimeError: this task module is broken on purpose" in output, output
+    assert process.wait(timeout=30) == 1
+
+
+def _function_processes(stack_pid: int, emulator_pid: int) -> list[int]:
+    """The stack's execution environments: its spawned children, but the emulator."""
+    found = []
+    for pid in _children(stack_pid) - {emulator_pid}:
+        with contextlib.suppress(FileNotFoundError):
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+    return found
+
+
+def test_tasks_all_finish_once_while_environments_are_killed_even_as_they_start() -> None:
+    # GIVEN `python -m devstack`, redeliveries after 2 s
+    process, output = start_devstack(
+        "--port", "0", "--visibility-timeout", "2", ready="API ready", env={"MULTIPLY_DELAY_SECONDS": "0"}
+    )
+    logs: list[str] = []  # read as they come: a full pipe would stop the stack's writes
+    threading.Thread(target=lambda: logs.extend(process.stdout or ()), daemon=True).start()
+    try:
+        url = re.search(r"API ready at (http://\S+)", output)
+        emulator = re.search(r"AWS services at (\S+) \(the emulator's pid (\d+)\)", output)
+        assert url, output
+        assert emulator, output
+        killing = threading.Event()
+        killed: list[int] = []
+
+        def kill() -> None:
+            # A random worker or API environment every 0.3 s; every other time the newest, often still starting.
+            while not killing.wait(0.3):
+                pids = sorted(_function_processes(process.pid, int(emulator.group(2))))
+                if pids:
+                    victim = pids[-1] if len(killed) % 2 else random.choice(pids)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(victim, signal.SIGKILL)
+                        killed.append(victim)
+
+        def run(n: int) -> tuple[str, Any]:
+            # A client that retries with the same Idempotency-Key until its task is accepted, then polls it.
+            session = requests.Session()
+            while True:
+                with contextlib.suppress(requests.ConnectionError):
+                    submitted = session.post(
+                        f"{url.group(1)}/multiply",
+                        json={"x": n, "y": 7},
+                        headers={"Idempotency-Key": f"chaos-{n}"},
+                        timeout=30,
+                    )
+                    if submitted.status_code == 202:
+                        break
+                    # An environment killed during the invocation: Lambda's Runtime.ExitError, a 5xx.
+                    assert submitted.status_code >= 500, submitted.text
+                time.sleep(0.2)
+            location = f"{url.group(1)}{submitted.headers['Location']}"
+
+            def done() -> Any:
+                with contextlib.suppress(requests.ConnectionError):
+                    response = session.get(location, timeout=30)
+                    return response.status_code == 200 and response.json()
+                return False
+
+            return submitted.json()["task_id"], wait_until(done, timeout=120, interval=0.2)
+
+        def clients_until(deadline: float) -> list[int]:
+            numbers = itertools.count()
+            lock = threading.Lock()
+
+            def client() -> list[int]:
+                mine = []
+                while time.monotonic() < deadline:
+                    with lock:
+                        n = next(numbers)
+                    mine.append(n)
+                    run(n)
+                return mine
+
+            with ThreadPoolExecutor(6) as pool:
+                return sorted(n for share in pool.map(lambda _: client(), range(6)) for n in share)
+
+        killer = threading.Thread(target=kill, daemon=True)
+        killer.start()
+        # WHEN clients submit tasks for 6 s while the killing goes on
+        try:
+            numbers = clients_until(time.monotonic() + 6)
+        finally:
+            killing.set()
+            killer.join()
+        # AND each key is sent again once all is calm, its task polled to the end
+        with ThreadPoolExecutor(6) as clients:
+            results = list(clients.map(run, numbers))
+
+        # THEN every task finished with its result, and no key made a second task
+        assert len(killed) > 10
+        assert [result["result"] for _, result in results] == [n * 7 for n in numbers]
+        table = boto3.client("dynamodb", endpoint_url=emulator.group(1), region_name="us-east-1")
+        assert table.scan(TableName="TasksTable", Select="COUNT")["Count"] == len(numbers)
+        # AND the stack still runs, and stops cleanly
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0

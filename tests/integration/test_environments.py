@@ -1,10 +1,12 @@
-"""The local stack's execution environments for the API's functions: a process per environment, one invocation at
-a time in each, as Lambda runs them (devstack.environments)."""
+"""The local stack's execution environments: a process per environment, one invocation at a time in each, as
+Lambda runs them; environments that fail to start are started again, and a function that cannot start at all says
+why (devstack.environments)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -14,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from devstack.environments import EnvironmentConfig, EnvironmentPool, ProcessLambdaRunner
+from devstack.environments import EnvironmentPool, ProcessLambdaRunner
+from devstack.lambdas import EnvironmentConfig
 from devstack.template import FunctionSpec
 
 PROBE = FunctionSpec(
@@ -37,15 +40,23 @@ class Captured:
 
 
 @contextlib.contextmanager
-def running(spec: FunctionSpec, started: int = 1) -> Iterator[ProcessLambdaRunner]:
-    """A runner of `spec` alone, with `started` environments started ahead; all stopped on exit."""
-    pool = EnvironmentPool(EnvironmentConfig(spec=spec, environment={}, task_modules=(), log_level=30))
+def running(
+    spec: FunctionSpec, started: int = 1, environment: dict[str, str] | None = None
+) -> Iterator[ProcessLambdaRunner]:
+    """A runner of `spec` alone, with `started` environments kept warm, at most two; all stopped on exit."""
+    config = EnvironmentConfig(spec=spec, environment=environment or {}, task_modules=(), log_level=30)
+    pool = EnvironmentPool(config, warm=started, limit=2)
     runner = ProcessLambdaRunner({spec.name: pool})
     try:
-        pool.add_ready(pool.launch(started))
+        pool.start()
+        pool.wait_ready()
         yield runner
     finally:
-        runner.stop()
+        pool.stop()
+
+
+def pids_of(runner: ProcessLambdaRunner) -> list[int]:
+    return [pid for pool in runner.pools.values() for pid in pool.pids]
 
 
 @pytest.fixture
@@ -66,7 +77,7 @@ def test_concurrent_invocations_run_in_processes_of_their_own_and_later_ones_reu
     runner: ProcessLambdaRunner,
 ) -> None:
     # GIVEN one environment started ahead
-    (first_pid,) = runner.pids
+    (first_pid,) = pids_of(runner)
     assert first_pid != os.getpid()
 
     # WHEN two invocations overlap
@@ -77,7 +88,7 @@ def test_concurrent_invocations_run_in_processes_of_their_own_and_later_ones_reu
     pids = {answer["pid"] for answer in answers}
     assert len(pids) == 2
     assert first_pid in pids
-    assert set(runner.pids) == pids
+    assert set(pids_of(runner)) == pids
     assert {answer["function_name"] for answer in answers} == {"ProbeFunction"}
     assert len({answer["request_id"] for answer in answers}) == 2
 
@@ -88,7 +99,7 @@ def test_concurrent_invocations_run_in_processes_of_their_own_and_later_ones_reu
 
 
 def test_a_handler_error_is_lambdas_error_payload_and_its_environment_serves_on(runner: ProcessLambdaRunner) -> None:
-    (pid,) = runner.pids
+    (pid,) = pids_of(runner)
 
     failed = invoke(runner, {"action": "raise"})
 
@@ -99,31 +110,31 @@ def test_a_handler_error_is_lambdas_error_payload_and_its_environment_serves_on(
 
 
 def test_an_environment_whose_process_ends_is_reported_and_replaced(runner: ProcessLambdaRunner) -> None:
-    (pid,) = runner.pids
+    (pid,) = pids_of(runner)
 
     # WHEN the handler ends its process
     failed = invoke(runner, {"action": "exit"})
 
     # THEN the invocation fails as Lambda reports a runtime that exited, and that environment is gone
     assert failed["errorType"] == "Runtime.ExitError"
-    assert runner.pids == []
+    assert pid not in pids_of(runner)
     assert not Path(f"/proc/{pid}").exists()
-    # AND the next invocation starts a new one
+    # AND the next invocation runs in a new one
     answer = invoke(runner, {})
     assert answer["pid"] != pid
     assert answer["invocation"] == 1
-    assert runner.pids == [answer["pid"]]
 
 
 def test_stop_ends_every_environment(runner: ProcessLambdaRunner) -> None:
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda _: invoke(runner, {"seconds": 0.3}), range(2)))
-    pids = runner.pids
+    pids = pids_of(runner)
     assert len(pids) == 2
 
-    runner.stop()
+    for pool in runner.pools.values():
+        pool.stop()
 
-    assert runner.pids == []
+    assert pids_of(runner) == []
     assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
 
 
@@ -135,14 +146,14 @@ def test_a_function_whose_init_fails_answers_lambdas_init_error() -> None:
     with running(broken, started=0) as runner:
         # WHEN invoked THEN its environment's init fails as in Lambda, and leaves nothing behind
         assert invoke(runner, {})["errorType"] == "Runtime.InitError"
-        assert runner.pids == []
+        assert pids_of(runner) == []
 
 
 def test_an_invocation_past_the_functions_timeout_is_stopped_with_its_environment() -> None:
     # GIVEN a function with a one-second timeout, one environment started
     quick = FunctionSpec(name="QuickFunction", handler=PROBE.handler, timeout=1, memory=128, environment={})
     with running(quick) as runner:
-        (pid,) = runner.pids
+        (pid,) = pids_of(runner)
 
         # WHEN an invocation runs for longer
         started = time.monotonic()
@@ -152,7 +163,46 @@ def test_an_invocation_past_the_functions_timeout_is_stopped_with_its_environmen
         assert time.monotonic() - started < 10
         assert failed["errorType"] == "Sandbox.Timedout"
         assert "timed out after 1.00 seconds" in failed["errorMessage"]
-        assert runner.pids == []
+        assert pid not in pids_of(runner)
         assert not Path(f"/proc/{pid}").exists()
         # AND the next invocation gets a new environment
         assert invoke(runner, {})["pid"] not in (pid, os.getpid())
+
+
+FLAKY = FunctionSpec(
+    name="FlakyFunction", handler="tests.support.flaky_handler.handler", timeout=3, memory=128, environment={}
+)
+
+
+def test_an_environment_that_fails_to_start_is_started_again_and_the_cause_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a function whose module fails at import twice, then imports (as a task module being fixed)
+    counter = tmp_path / "imports"
+    caplog.set_level(logging.ERROR, logger="devstack.environments")
+
+    # WHEN its pool keeps one environment warm
+    with running(FLAKY, environment={"FLAKY_COUNTER": str(counter), "FLAKY_FAILURES": "2"}) as runner:
+        # THEN it gets there, each failed start logged with its cause
+        assert invoke(runner, {})["pid"] in pids_of(runner)
+    assert counter.read_text() == "3"
+    failures = [r.getMessage() for r in caplog.records if "failed to start" in r.getMessage()]
+    assert len(failures) == 2
+    assert all("ImportError: not yet (import 1" in m or "ImportError: not yet (import 2" in m for m in failures)
+
+
+def test_a_function_that_cannot_start_at_all_says_why(tmp_path: Path) -> None:
+    # GIVEN a function whose module never imports
+    environment = {"FLAKY_COUNTER": str(tmp_path / "imports"), "FLAKY_FAILURES": "99"}
+    pool = EnvironmentPool(
+        EnvironmentConfig(spec=FLAKY, environment=environment, task_modules=(), log_level=30), warm=1, limit=1
+    )
+    try:
+        # WHEN its pool starts THEN it gives up after a few starts, naming the cause
+        pool.start()
+        with pytest.raises(RuntimeError, match=r"FlakyFunction cannot start: 3 starts in a row failed.*ImportError"):
+            pool.wait_ready()
+        assert pool.fault is not None
+        assert (tmp_path / "imports").read_text() == "3"
+    finally:
+        pool.stop()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -64,20 +66,55 @@ def test_a_worker_process_that_lambda_would_end_is_ended_and_replaced(
         assert result["result"] == 42
 
 
-def test_a_worker_process_killed_from_outside_is_replaced() -> None:
-    # GIVEN the stack with its worker in processes (the killed process's long poll, still open in the emulator for up
-    # to a second, may take the next message, as SQS would: it comes back after this visibility timeout)
-    stack = LocalStack(port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}, visibility_timeout=2)
-    with stack:
-        before = stack.worker_pids
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    """Redeliveries after 2 s: a killed process's long poll, still open in the emulator for up to a second, may take
+    the next message, as SQS would; it comes back after that."""
+    with LocalStack(
+        port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}, visibility_timeout=2, task_modules=["tests.support.crashing_tasks"]
+    ) as stack:
+        yield stack
 
-        # WHEN one is killed while idle, as the OOM killer would (it was waiting for its stop signal)
-        os.kill(before[0], signal.SIGKILL)
 
-        # THEN another takes its place
-        assert wait_until(lambda: _worker_replaced(stack, before), timeout=30)
-        # AND the stack runs tasks as before
-        multiply = requests.post(f"{stack.api_url}/multiply", json={"x": 6, "y": 7}, timeout=10)
-        location = f"{stack.api_url}{multiply.headers['Location']}"
-        result = wait_until(lambda: (r := requests.get(location, timeout=10)).status_code == 200 and r.json())
-        assert result["result"] == 42
+def test_a_worker_process_killed_from_outside_is_replaced(stack: LocalStack) -> None:
+    # GIVEN the stack with its worker in processes
+    before = stack.worker_pids
+
+    # WHEN one is killed while idle, as the OOM killer would (it was waiting for its stop signal)
+    os.kill(before[0], signal.SIGKILL)
+
+    # THEN another takes its place
+    assert wait_until(lambda: _worker_replaced(stack, before), timeout=30)
+    # AND the stack runs tasks as before
+    multiply = requests.post(f"{stack.api_url}/multiply", json={"x": 6, "y": 7}, timeout=10)
+    location = f"{stack.api_url}{multiply.headers['Location']}"
+    result = wait_until(lambda: (r := requests.get(location, timeout=10)).status_code == 200 and r.json())
+    assert result["result"] == 42
+
+
+def test_a_worker_invocation_that_crashes_mid_batch_loses_nothing(stack: LocalStack, tmp_path: Path) -> None:
+    # GIVEN the stack, and among many tasks one whose first run ends its worker's process (a container killed
+    # mid-batch: the batch's other messages, run or not, are not deleted)
+    marker = tmp_path / "crashed"
+
+    def submit(task: str, inputs: dict[str, Any]) -> str:
+        response = requests.post(f"{stack.api_url}/{task}", json=inputs, timeout=10)
+        assert response.status_code == 202, response.text
+        return f"{stack.api_url}{response.headers['Location']}"
+
+    def result(location: str) -> Any:
+        return wait_until(lambda: (r := requests.get(location, timeout=10)).status_code == 200 and r.json())
+
+    # WHEN they are submitted at once
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        locations = list(pool.map(lambda n: submit("multiply", {"x": n, "y": 3}), range(10)))
+        crashing = submit("crash-once", {"marker": str(marker)})
+        locations += list(pool.map(lambda n: submit("multiply", {"x": n, "y": 3}), range(10, 20)))
+        results = list(pool.map(result, locations))
+        crashed = result(crashing)
+
+    # THEN the crash happened, and every task still succeeded, once
+    assert marker.exists()
+    assert crashed["result"] == "survived"
+    assert [r["result"] for r in results] == [n * 3 for n in range(20)]
+    assert all(r["attempts"] == 1 for r in results)

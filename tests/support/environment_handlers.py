@@ -4,6 +4,7 @@ end its process on request."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import time
 from typing import Any
@@ -25,4 +26,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "invocation": next(_invocations),
         "function_name": context.function_name,
         "request_id": context.aws_request_id,
+    }
+
+
+def echo_authorizer(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """What API Gateway's authorizer passed this function (requestContext.authorizer), for the local JWT tests."""
+    return {
+        "statusCode": 200,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps({"authorizer": event["requestContext"].get("authorizer")}),
     }

@@ -9,6 +9,7 @@ import pytest
 from bench import report
 from bench.coldstart import instructions_once, summarize
 from bench.cost import FunctionUse, arithmetic, billed_ms, usd_per_million_tasks
+from bench.local import durations_in
 
 
 def test_billed_ms_rounds_each_invocation_up_to_the_next_millisecond() -> None:
@@ -136,3 +137,18 @@ def test_cost_of_a_task_with_payloads_counts_s3_requests_and_the_items_size() ->
     assert costs["apigateway"] == pytest.approx(3.0)
     # AND a request is billed per 512 KB of payload
     assert (api_requests(0), api_requests(512 * 1024), api_requests(512 * 1024 + 1)) == (1, 1, 2)
+
+
+def test_each_functions_durations_come_from_its_report_lines() -> None:
+    # GIVEN the stack's output: REPORT lines (a cold start's with its Init Duration) among other lines
+    log = (
+        "[SubmitFunction] REPORT RequestId: a\tInit Duration: 150.00 ms\tDuration: 12.50 ms\tBilled Duration: 13 ms\t"
+        "Memory Size: 256 MB\tMax Memory Used: 90 MB\n"
+        '{"level":"INFO","message":"task accepted"}\n'
+        "[SubmitFunction] REPORT RequestId: b\tDuration: 4.00 ms\tBilled Duration: 4 ms\tMemory Size: 256 MB\t"
+        "Max Memory Used: 90 MB\n"
+        "[WorkerFunction] REPORT RequestId: c\tDuration: 30.25 ms\tBilled Duration: 31 ms\tMemory Size: 512 MB\t"
+        "Max Memory Used: 99 MB\n"
+    )
+    # WHEN they are read THEN each function's durations, in seconds
+    assert durations_in(log) == {"submit": [0.0125, 0.004], "worker": [0.03025]}

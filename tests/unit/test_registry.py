@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 import pytest
@@ -225,3 +226,20 @@ def test_invalid_input_as_text_names_each_field_for_a_failed_tasks_message() -> 
     assert str(raised.value) == (
         "invalid input for task 'multiply': x: Expected `int | float`, got `str`; y: Field required"
     )
+
+
+class Counts(TaskInput):
+    n: int
+    sizes: list[Annotated[int, msgspec.Meta(ge=0)]]
+    weight: float
+
+
+def test_an_integral_float_where_an_int_is_wanted_is_that_int_and_nothing_else_is_coerced() -> None:
+    definition = TaskDefinition("counts", lambda inputs, progress: None, Counts, "")
+
+    # JSON Schema's "integer" includes 3.0, and JSON has one kind of number
+    assert definition.validate({"n": 3.0, "sizes": [1.0, 2], "weight": 2.0}) == Counts(n=3, sizes=[1, 2], weight=2.0)
+    # but a fraction, a string, or a float too large to be exact is still refused, each named
+    with pytest.raises(InvalidInput) as refused:
+        definition.validate({"n": 3.5, "sizes": ["1", 2.0**60], "weight": 1})
+    assert {error["field"] for error in refused.value.extra["errors"]} == {"n", "sizes.0"}
