@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,13 +17,20 @@ import requests
 from devstack import LocalStack
 from lrt.auth import resolve_auth
 from tests.e2e.e2e_support import e2e_auth, wait_until
+from tests.e2e.e2e_tasks import RUNS_DIR
 
 # Short enough that a redelivery takes seconds, longer than any task these tests run.
 VISIBILITY_TIMEOUT_SECONDS = 2
 
 
 @pytest.fixture(scope="package")
-def local_stack() -> Iterator[LocalStack | None]:
+def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the test task e2e-noted-nap notes its runs."""
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="package")
+def local_stack(runs_dir: Path) -> Iterator[LocalStack | None]:
     # Package scope: the stack (and the os.environ it sets) is gone before other test packages run.
     if os.environ.get("E2E_BASE_URL"):
         yield None
@@ -30,7 +38,7 @@ def local_stack() -> Iterator[LocalStack | None]:
     stack = LocalStack(
         port=0,
         worker_concurrency=2,
-        env={"MULTIPLY_DELAY_SECONDS": "0"},
+        env={"MULTIPLY_DELAY_SECONDS": "0", RUNS_DIR: str(runs_dir)},
         visibility_timeout=VISIBILITY_TIMEOUT_SECONDS,
         # The test-only tasks, in the API's execution environments too: the fuzzer reaches every task they register.
         task_modules=["tests.e2e.e2e_tasks", "tests.support.extra_tasks"],

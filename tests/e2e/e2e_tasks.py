@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
 
 from core.errors import RetryableTaskError
 from core.registry import FiniteNumber, Progress, TaskInput, task
@@ -38,15 +43,21 @@ def poison(inputs: NoInput, progress: Progress) -> None:
     raise RetryableTaskError("still not ready")
 
 
+# Where e2e-noted-nap notes its runs: a directory the e2e stack makes (the fuzzer calls every task, so a task must
+# not write where its input says).
+RUNS_DIR = "E2E_RUNS_DIR"
+
+
 class NoteInput(TaskInput):
-    seconds: FiniteNumber
-    # A file that each run appends a line to: the test counts the runs, whichever worker process made them.
-    runs_file: str
+    seconds: Annotated[float, msgspec.Meta(ge=0, le=10)]
+    # The file, in E2E_RUNS_DIR, that each run appends a line to: the test counts the runs, whichever worker process
+    # made them.
+    note: Annotated[str, msgspec.Meta(pattern="^[a-z0-9-]{1,64}$")]
 
 
 @task("e2e-noted-nap", max_seconds=30)
 def noted_nap(inputs: NoteInput, progress: Progress) -> str:
     """Notes each run in a file, then sleeps, reporting progress."""
-    with open(inputs.runs_file, "a") as runs:
+    with (Path(os.environ[RUNS_DIR]) / inputs.note).open("a") as runs:
         runs.write("run\n")
     return nap(NapInput(seconds=inputs.seconds), progress)

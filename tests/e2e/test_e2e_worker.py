@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -99,15 +100,15 @@ def test_500_concurrent_tasks_all_correct(
 
 
 def test_a_task_that_outlasts_the_visibility_timeout_runs_once_on_one_delivery(
-    stack: LocalStack, http: requests.Session, base_url: str, finished: Callable[..., dict[str, Any]], tmp_path: Path
+    stack: LocalStack, http: requests.Session, base_url: str, finished: Callable[..., dict[str, Any]], runs_dir: Path
 ) -> None:
     # GIVEN a task that runs 6 s on a queue whose visibility timeout is 2 s
     visibility = stack.sqs.get_queue_attributes(
         QueueUrl=stack.resources.queue_url, AttributeNames=["VisibilityTimeout"]
     )["Attributes"]["VisibilityTimeout"]
     assert int(visibility) * 2 < 6
-    runs = tmp_path / "runs"
-    task_id = submit(http, base_url, "e2e-noted-nap", {"seconds": 6, "runs_file": str(runs)})
+    note = f"outlasts-{uuid.uuid4()}"
+    task_id = submit(http, base_url, "e2e-noted-nap", {"seconds": 6, "note": note})
 
     # WHEN it has finished
     result = finished("e2e-noted-nap", task_id, timeout=60)
@@ -115,7 +116,7 @@ def test_a_task_that_outlasts_the_visibility_timeout_runs_once_on_one_delivery(
     # THEN it ran once, on its first delivery: its message was kept hidden while it ran, so no later delivery
     # found it (none was counted, none marked the run as the last attempt allowed)
     assert result["status"] == "succeeded"
-    assert runs.read_text() == "run\n"
+    assert (runs_dir / note).read_text() == "run\n"
     assert result["attempts"] == 1
     item = stack.dynamodb.get_item(TableName=stack.resources.table_name, Key={"task_id": {"S": task_id}})["Item"]
     assert item["last_attempt"] == {"BOOL": False}
