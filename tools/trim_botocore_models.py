@@ -27,7 +27,7 @@ MODELS = ROOT / "functions" / "core" / "botocore_models"
 
 # (service, API version): the operations the functions call, in botocore's names.
 OPERATIONS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("dynamodb", "2012-08-10"): ("DeleteItem", "GetItem", "PutItem", "UpdateItem"),
+    ("dynamodb", "2012-08-10"): ("BatchGetItem", "DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"),
     ("secretsmanager", "2017-10-17"): ("GetSecretValue",),
     ("sqs", "2012-11-05"): ("SendMessage", "SendMessageBatch"),
 }
