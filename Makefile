@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install run services test lint format typecheck build deploy bench models clean
+.PHONY: install run services test lint format typecheck build deploy bench models docs clean
 
 install: $(STAMP)
 
@@ -60,6 +60,9 @@ bench: $(STAMP)
 
 models: $(STAMP) ## rewrite functions/core/botocore_models after a botocore upgrade or a newly called operation
 	$(PY) tools/trim_botocore_models.py
+
+docs: $(STAMP) ## rewrite the lifecycle's diagram and table in docs/design.md from functions/core/lifecycle.py
+	$(PY) tools/lifecycle_doc.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 QUEUE = "AWS::SQS::Queue"
 TABLE = "AWS::DynamoDB::Table"
 SECRET = "AWS::SecretsManager::Secret"
-SUPPORTED_TYPES = (QUEUE, TABLE, SECRET)
+BUCKET = "AWS::S3::Bucket"
+SUPPORTED_TYPES = (QUEUE, TABLE, SECRET, BUCKET)
 
 # CloudFormation properties of AWS::SQS::Queue that are SQS queue attributes of the same name.
 _QUEUE_ATTRIBUTES = (
@@ -94,6 +95,10 @@ class LocalResources:
         return self._one(QUEUE, dead_letter=False).arn
 
     @property
+    def payload_bucket(self) -> str:
+        return self._one(BUCKET).name
+
+    @property
     def dlq_url(self) -> str:
         return self._one(QUEUE, dead_letter=True).ref
 
@@ -148,6 +153,9 @@ def create_resources(
         elif resource_type == SECRET:
             secrets = boto3.client("secretsmanager", endpoint_url=endpoint_url, region_name=region)
             created[logical_id] = _create_secret(secrets, logical_id, properties, name_prefix)
+        elif resource_type == BUCKET:
+            s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+            created[logical_id] = _create_bucket(s3, logical_id, properties, name_prefix)
         else:
             created[logical_id] = _create_table(dynamodb, logical_id, properties, name_prefix)
     return LocalResources(path, parameters, created, endpoint_url)
@@ -267,3 +275,43 @@ def _create_secret(secrets: Any, logical_id: str, properties: dict[str, Any], pr
         )["RandomPassword"]
         arn = secrets.create_secret(Name=name, SecretString=value)["ARN"]
     return LocalResource(logical_id, SECRET, name, arn, arn, properties)
+
+
+def _create_bucket(s3: Any, logical_id: str, properties: dict[str, Any], prefix: str) -> LocalResource:
+    """A bucket with the template's encryption, public access block and lifecycle rules. (Its bucket policy, TLS only,
+    is not applied: the local stack speaks plain HTTP on loopback.)"""
+    name = properties.get("BucketName") or f"{prefix}{logical_id}".lower()  # S3 bucket names are lowercase
+    try:
+        s3.head_bucket(Bucket=name)
+    except ClientError:
+        s3.create_bucket(Bucket=name)
+        encryption = properties.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
+        if encryption:
+            # CloudFormation's ServerSideEncryptionByDefault is the API's ApplyServerSideEncryptionByDefault.
+            rules = [
+                {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+                | ({"BucketKeyEnabled": rule["BucketKeyEnabled"]} if "BucketKeyEnabled" in rule else {})
+                for rule in encryption
+            ]
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+        if "PublicAccessBlockConfiguration" in properties:
+            s3.put_public_access_block(
+                Bucket=name, PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"]
+            )
+        rules = properties.get("LifecycleConfiguration", {}).get("Rules", [])
+        if rules:
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(rule) for rule in rules]}
+            )
+    return LocalResource(logical_id, BUCKET, name, f"arn:aws:s3:::{name}", name, properties)
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule in the S3 API's shape."""
+    converted: dict[str, Any] = {"ID": rule.get("Id", "rule"), "Status": rule["Status"], "Filter": {"Prefix": ""}}
+    if "ExpirationInDays" in rule:
+        converted["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        converted["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
+    return converted

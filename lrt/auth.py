@@ -25,7 +25,7 @@ AuthOption = AuthName | AuthBase | None
 # <api-id>.execute-api.<region>.amazonaws.com (or .amazonaws.com.cn in the China regions)
 EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 # Headers that say what the request is; hop-by-hop and transport headers are left unsigned.
-SIGNED_HEADERS = ("content-type", "idempotency-key")
+SIGNED_HEADERS = ("content-type", "idempotency-key", "input-upload")
 
 
 def region_from_url(url: str) -> str | None:

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TextIO, get_args
 
 from lrt.auth import AuthName
@@ -138,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = command(name, help_text)
         sub.add_argument("inputs", nargs="*", metavar="KEY=VALUE", help=inputs_help)
+        sub.add_argument(
+            "--input-file",
+            type=Path,
+            metavar="FILE",
+            help="the inputs as a JSON object in FILE, instead of KEY=VALUE (large ones are uploaded)",
+        )
         sub.add_argument("--idempotency-key", help="submitting again with this key returns the same task")
         if name == "run":
             _timeout_option(sub)
@@ -191,14 +198,22 @@ def main(argv: Sequence[str] | None = None, *, sleep: Callable[[float], None] = 
         return _fail(EXIT_INTERRUPTED, "interrupted")
 
 
+def _submit(client: TaskClient, args: argparse.Namespace) -> TaskStatus:
+    if args.input_file is not None:
+        if args.inputs:
+            raise UsageError("give the inputs either as KEY=VALUE or with --input-file, not both")
+        if not args.input_file.is_file():
+            raise UsageError(f"--input-file {args.input_file}: no such file")
+        return client.submit(args.task, idempotency_key=args.idempotency_key, input_file=args.input_file)
+    return client.submit(args.task, parse_inputs(args.inputs), idempotency_key=args.idempotency_key)
+
+
 def _dispatch(client: TaskClient, args: argparse.Namespace) -> int:
     if args.command == "submit":
-        submitted = client.submit(args.task, parse_inputs(args.inputs), idempotency_key=args.idempotency_key)
-        print(submitted.task_id)
+        print(_submit(client, args).task_id)
         return EXIT_OK
     if args.command == "run":
-        submitted = client.submit(args.task, parse_inputs(args.inputs), idempotency_key=args.idempotency_key)
-        return _wait(client, args.task, submitted.task_id, args.timeout)
+        return _wait(client, args.task, _submit(client, args).task_id, args.timeout)
     if args.command == "wait":
         return _wait(client, args.task, args.task_id, args.timeout)
     shown = (

@@ -4,6 +4,10 @@ client = TaskClient()                      # LRT_URL, else the local stack on ht
 client.run("multiply", x=2, y=3)           # 6: submit, wait, result (raises TaskFailed, TaskCancelled)
 task = client.submit("multiply", x=2, y=3) # TaskStatus, status "queued"
 client.wait("multiply", task.task_id, timeout=60, on_progress=print)
+client.run("describe", input_file="data.json")  # inputs from a file; large ones are uploaded, never inline
+
+Inputs larger than `upload_above` bytes of JSON go straight to the API's payload bucket (POST /uploads, then the task
+names the upload); results too large for the API's record come as a download link, which wait() and run() follow.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import IO, Any, Self
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -28,6 +33,10 @@ from lrt.errors import ERRORS_BY_STATUS, ApiError, ConnectionFailed, TaskCancell
 
 DEFAULT_URL = "http://127.0.0.1:3000"  # the local stack, `make run`
 DEFAULT_WAIT_TIMEOUT = 600.0
+# Inputs above this many bytes of JSON are uploaded rather than sent in the request: API Gateway bills a request by
+# 512 KB of payload, and above a few MB a request could not carry them at all (the API takes up to 4 MiB inline).
+DEFAULT_UPLOAD_ABOVE = 1024 * 1024
+UPLOAD_HEADER = "Input-Upload"
 PENDING = frozenset({"queued", "running"})
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 DELTA_SECONDS = re.compile(r"^\s*\d+(\.\d+)?\s*$")
@@ -60,6 +69,9 @@ class TaskStatus:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     # Seconds the server asked to wait before the next poll (the Retry-After header of a pending task).
     retry_after: float | None = None
+    # Where a result too large for the API's record can be downloaded (short-lived); `result` is then None until
+    # fetched (wait() and run() fetch it).
+    result_url: str | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -98,6 +110,7 @@ class TaskStatus:
             finished_at=_timestamp(body.get("finished_at")),
             raw=body,
             retry_after=retry_after,
+            result_url=body["result_url"] if isinstance(body.get("result_url"), str) else None,
         )
 
 
@@ -135,6 +148,7 @@ class TaskClient:
         timeout: float = 10,
         session: requests.Session | None = None,
         poll: PollPolicy | None = None,
+        upload_above: int = DEFAULT_UPLOAD_ABOVE,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
@@ -144,6 +158,7 @@ class TaskClient:
             raise ValueError(f"the API URL must look like https://host[/stage], not {self.base_url!r}")
         self.timeout = timeout
         self.poll = poll or PollPolicy()
+        self.upload_above = upload_above
         self._auth = resolve_auth(auth)
         self._owns_session = session is None
         self._session = session or requests.Session()
@@ -168,18 +183,78 @@ class TaskClient:
         /,
         *,
         idempotency_key: str | None = None,
+        input_file: str | Path | None = None,
         **kwargs: Any,
     ) -> TaskStatus:
-        """Queue a task; returns at once with its id. Inputs as a mapping, keywords, or both.
+        """Queue a task; returns at once with its id. Inputs as a mapping, keywords, or both; or `input_file`, a file
+        holding the inputs' JSON object. Inputs over `upload_above` bytes are uploaded, then submitted by reference.
 
         With an idempotency key, submitting the same inputs again returns the same task; other inputs raise Conflict.
         """
-        body = {**(inputs or {}), **kwargs}
         headers = {"Content-Type": "application/json"}
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
-        data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        if input_file is not None:
+            if inputs or kwargs:
+                raise ValueError("give the inputs either in a file or as arguments, not both")
+            path = Path(input_file)
+            if path.stat().st_size > self.upload_above:
+                with path.open("rb") as stream:
+                    headers[UPLOAD_HEADER] = self.upload(stream)
+                return self._task(self._send("POST", _path(task), headers=headers))
+            data = path.read_bytes()
+        else:
+            data = json.dumps({**(inputs or {}), **kwargs}, separators=(",", ":"), allow_nan=False).encode()
+            if len(data) > self.upload_above:
+                headers[UPLOAD_HEADER] = self.upload(data)
+                return self._task(self._send("POST", _path(task), headers=headers))
         return self._task(self._send("POST", _path(task), data=data, headers=headers))
+
+    def upload(self, data: bytes | IO[bytes]) -> str:
+        """Upload an input (a JSON object's bytes) straight to the API's payload bucket; its upload id, for the
+        Input-Upload header of a submission. The upload goes to S3 with the form the API signed, without this
+        client's own credentials."""
+        form = _json_object(self._send("POST", "/uploads"))
+        try:
+            url, fields = str(form["url"]), {str(k): str(v) for k, v in dict(form["fields"]).items()}
+            upload_id = str(form["upload_id"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ApiError(200, "Unexpected response", f"not an upload form: {error}", form) from error
+        try:
+            stored = requests.post(
+                url, data=fields, files={"file": ("input.json", data, "application/json")}, timeout=None
+            )
+        except requests.RequestException as error:
+            raise ConnectionFailed(url, _reason(error, self.timeout)) from error
+        if stored.status_code >= 300:
+            raise ApiError(stored.status_code, "Upload refused", stored.text.strip()[:500], {})
+        return upload_id
+
+    def result(self, task: str, task_id: str) -> Any:
+        """The result of a task that has succeeded, downloaded when the API keeps it apart (GET .../result)."""
+        response = self._send("GET", f"{_path(task, task_id)}/result", allow_redirects=False)
+        if response.status_code == 303:
+            return self._download(response.headers["Location"])
+        if response.status_code == 200:
+            return response.json()
+        raise ApiError(response.status_code, "Not finished", "the task has not finished", _json_object(response))
+
+    def _download(self, url: str) -> Any:
+        """A result from its presigned link: a plain GET, no credentials of this client's (S3 refuses a request that
+        carries two kinds of auth)."""
+        try:
+            response = requests.get(url, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise ConnectionFailed(url, _reason(error, self.timeout)) from error
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, "Download refused", response.text.strip()[:500], {})
+        return response.json()
+
+    def _with_result(self, status: TaskStatus) -> TaskStatus:
+        """The status with a large result downloaded into `result`."""
+        if status.status == "succeeded" and status.result is None and status.result_url is not None:
+            return replace(status, result=self._download(status.result_url))
+        return status
 
     def status(self, task: str, task_id: str) -> TaskStatus:
         return self._task(self._send("GET", _path(task, task_id)))
@@ -220,7 +295,7 @@ class TaskClient:
                 if on_progress is not None:
                     on_progress(current)
                 if current.is_finished:
-                    return current
+                    return self._with_result(current)
                 retry_after = current.retry_after
             now = self._clock()
             if deadline is not None and now >= deadline:
@@ -236,23 +311,36 @@ class TaskClient:
         /,
         *,
         idempotency_key: str | None = None,
+        input_file: str | Path | None = None,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         on_progress: Callable[[TaskStatus], None] | None = None,
         **kwargs: Any,
     ) -> Any:
         """Submit, wait, and return the task's result; raises TaskFailed, TaskCancelled or WaitTimeout."""
-        submitted = self.submit(task, inputs, idempotency_key=idempotency_key, **kwargs)
+        submitted = self.submit(task, inputs, idempotency_key=idempotency_key, input_file=input_file, **kwargs)
         finished = self.wait(task, submitted.task_id, timeout=timeout, on_progress=on_progress)
         finished.raise_for_outcome()
         return finished.result
 
     def _send(
-        self, method: str, path: str, *, data: bytes | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        allow_redirects: bool = True,
     ) -> requests.Response:
         url = self.base_url + path
         try:
             response = self._session.request(
-                method, url, data=data, headers=headers, auth=self._auth, timeout=self.timeout
+                method,
+                url,
+                data=data,
+                headers=headers,
+                auth=self._auth,
+                timeout=self.timeout,
+                allow_redirects=allow_redirects,
             )
         except requests.RequestException as error:
             raise ConnectionFailed(url, _reason(error, self.timeout)) from error

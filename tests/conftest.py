@@ -21,6 +21,7 @@ LAMBDA_ENVIRONMENT = {
     "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/TaskQueue",
     # A secret's name serves as its id as well as its ARN (whose suffix moto draws at random).
     "TASK_ID_SECRET_ARN": "TaskIdSecret",
+    "PAYLOAD_BUCKET": "payloadbucket",
     "TASK_RETENTION_DAYS": "7",
     "MAX_RECEIVE_COUNT": "3",
     "MULTIPLY_DELAY_SECONDS": "0",

@@ -28,8 +28,10 @@ MODELS = ROOT / "functions" / "core" / "botocore_models"
 # (service, API version): the operations the functions call, in botocore's names.
 OPERATIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("dynamodb", "2012-08-10"): ("BatchGetItem", "DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"),
+    # CreateBucket is never called: botocore builds a presigned POST's URL from its operation model.
+    ("s3", "2006-03-01"): ("CreateBucket", "GetObject", "HeadObject", "PutObject"),
     ("secretsmanager", "2017-10-17"): ("GetSecretValue",),
-    ("sqs", "2012-11-05"): ("SendMessage", "SendMessageBatch"),
+    ("sqs", "2012-11-05"): ("ChangeMessageVisibility", "GetQueueAttributes", "SendMessage", "SendMessageBatch"),
 }
 _DOCUMENTATION = frozenset({"documentation", "documentationUrl"})
 
@@ -70,7 +72,11 @@ def trimmed_model(service: str, api_version: str, operations: tuple[str, ...]) -
         "operations": {name: model["operations"][name] for name in operations},
         "shapes": {name: shape for name, shape in model["shapes"].items() if name in used},
     }
-    return dict(_without_documentation(model))
+    trimmed = dict(_without_documentation(model))
+    # botocore's model reads each client context parameter's documentation (S3 has some): kept, emptied.
+    for parameter in trimmed.get("clientContextParams", {}).values():
+        parameter["documentation"] = ""
+    return trimmed
 
 
 def rendered(model: dict[str, Any]) -> str:

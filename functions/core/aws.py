@@ -4,6 +4,7 @@ a local emulator."""
 from __future__ import annotations
 
 import logging
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,11 +15,13 @@ import botocore.session
 from botocore.config import Config
 
 from core.dynamodb_store import DynamoTaskStore
+from core.payloads import S3PayloadStore
 from core.queue import SqsTaskQueue
 from core.settings import result_settings, settings, submit_settings, worker_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
@@ -77,6 +80,17 @@ def sqs_client() -> SQSClient:
 
 
 @lru_cache(maxsize=1)
+def s3_client() -> S3Client:
+    # Built only by an invocation that moves a large payload: small tasks never pay for S3's client. A local
+    # emulator has no bucket DNS names: path-style addresses there.
+    config = Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"} if os.environ.get("AWS_ENDPOINT_URL") else {"addressing_style": "auto"},
+    )
+    return session().client("s3", config=_CONFIG.merge(config))
+
+
+@lru_cache(maxsize=1)
 def secretsmanager_client() -> SecretsManagerClient:
     return session().client("secretsmanager", config=_CONFIG)
 
@@ -84,6 +98,11 @@ def secretsmanager_client() -> SecretsManagerClient:
 @lru_cache(maxsize=1)
 def task_store() -> DynamoTaskStore:
     return DynamoTaskStore(settings().table_name, dynamodb_client())
+
+
+@lru_cache(maxsize=1)
+def payload_store() -> S3PayloadStore:
+    return S3PayloadStore(settings().payload_bucket, s3_client)
 
 
 @lru_cache(maxsize=1)

@@ -6,6 +6,11 @@ it. So a message starts only when the invocation has the time its task may take 
 cannot start goes back to the queue as a new message (its receive count starts again: no delivery of the task was
 tried) and the original is reported done. Only when that send fails is the message named in batchItemFailures.
 
+While a task runs, its message is kept hidden (a heartbeat extends its visibility at half the queue's visibility
+timeout), so that SQS does not deliver it again to another worker, nor count a delivery, because the run outlasts the
+visibility timeout. Deployed, the timeout is six times the worker's Timeout and the heartbeat never fires; it is
+what keeps a run right under a shorter one (the local stack's --visibility-timeout, or a queue configured by hand).
+
 Built here rather than with Powertools' BatchProcessor: the batch utility's package imports asyncio and every event
 data class at start-up, a quarter of the worker's cold start (docs/design.md), for a loop of a few lines.
 """
@@ -18,9 +23,10 @@ from typing import Any, TypedDict
 import msgspec
 
 from core.deliveries import Outcome, TaskBusy
-from core.errors import MalformedRequest
+from core.errors import MalformedRequest, QueueUnavailable
 from core.observability import logger
-from core.queue import TaskMessage, TaskQueue
+from core.queue import MessageVisibility, TaskMessage, TaskQueue
+from core.scheduler import Scheduled, scheduler
 
 # Kept free at the end of an invocation beyond a task's own max_seconds: its outcome's write and the response.
 END_MARGIN_SECONDS = 2.0
@@ -51,11 +57,43 @@ class Deferrals(msgspec.Struct, frozen=True):
         return needed + END_MARGIN_SECONDS <= self.remaining_seconds()
 
 
+class Heartbeat:
+    """Keeps one received message hidden until stopped: extends its visibility by the queue's visibility timeout
+    whenever half of it has passed."""
+
+    def __init__(self, visibility: MessageVisibility, receipt_handle: str) -> None:
+        self._visibility = visibility
+        self._receipt_handle = receipt_handle
+        self._timeout = visibility.visibility_timeout
+        self._next: Scheduled | None = scheduler.call_later(self._timeout / 2, self._beat)
+
+    def _beat(self) -> None:
+        if self._next is None:
+            return
+        self._next = scheduler.call_later(self._timeout / 2, self._beat)
+        self._visibility.keep_hidden(self._receipt_handle, self._timeout)
+
+    def stop(self) -> None:
+        if self._next is not None:
+            self._next.cancelled = True
+            self._next = None
+
+
+def _heartbeat(visibility: MessageVisibility, record: Mapping[str, Any]) -> Heartbeat | None:
+    try:
+        return Heartbeat(visibility, str(record["receiptHandle"]))
+    except QueueUnavailable as error:
+        # The run goes on; should it outlast the visibility timeout, a later delivery finds its claim and waits.
+        logger.warning("cannot keep the message hidden while its task runs", error=str(error))
+        return None
+
+
 def run_batch(
     records: Sequence[Mapping[str, Any]],
     handle: Handle,
     *,
     deferrals: Deferrals | None = None,
+    visibility: MessageVisibility | None = None,
 ) -> PartialBatchResponse:
     """Handle each record in turn (with `deferrals`, while the invocation has time for its task; the rest are queued
     again). A failure of one message sends that message back, never the batch: a batch whose every message failed
@@ -80,10 +118,13 @@ def run_batch(
             logger.warning("the task may run longer than this invocation has left", task=message.task)
         started += 1
         logger.set_correlation_id(message.task_id)
+        heartbeat = _heartbeat(visibility, record) if visibility else None
         try:
             if not _handled(record, message, handle):
                 failures.append(message_id)
         finally:
+            if heartbeat:
+                heartbeat.stop()
             logger.set_correlation_id(None)
     if deferrals and deferred:
         failures += _requeue(deferred, deferrals.queue)

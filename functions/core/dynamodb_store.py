@@ -48,7 +48,6 @@ def to_item(record: TaskRecord) -> dict[str, Any]:
         "task_id": _s(record.task_id),
         "task": _s(record.task),
         "status": _s(record.status.value),
-        "input": _s(record.input_json),
         "created_at": _n(record.created_at),
         "expires_at": _n(record.expires_at),
         "owner": _s(record.owner),
@@ -61,8 +60,15 @@ def to_item(record: TaskRecord) -> dict[str, Any]:
         "lease_until": record.lease_until,
     }
     item.update({key: _n(value) for key, value in optional_numbers.items() if value is not None})
-    if record.result_json is not None:
-        item["result"] = _s(record.result_json)
+    optional_texts = {
+        "input": record.input_json,
+        "input_ref": record.input_ref,
+        "result": record.result_json,
+        "result_ref": record.result_ref,
+    }
+    item.update({key: _s(value) for key, value in optional_texts.items() if value is not None})
+    if record.result_bytes is not None:
+        item["result_bytes"] = _n(record.result_bytes)
     if record.error is not None:
         item.update(_error_attributes(record.error))
     if record.request_hash is not None:
@@ -100,7 +106,7 @@ def from_item(item: dict[str, Any]) -> TaskRecord:
         task_id=item["task_id"]["S"],
         task=item["task"]["S"],
         status=TaskStatus(item["status"]["S"]),
-        input_json=item["input"]["S"],
+        input_json=text("input"),
         created_at=float(item["created_at"]["N"]),
         expires_at=int(item["expires_at"]["N"]),
         owner=item["owner"]["S"],
@@ -116,6 +122,9 @@ def from_item(item: dict[str, Any]) -> TaskRecord:
         request_hash=text("request_hash"),
         retry_after_seconds=int(item["retry_after"]["N"]),
         last_attempt=item.get("last_attempt", {}).get("BOOL", False),
+        input_ref=text("input_ref"),
+        result_ref=text("result_ref"),
+        result_bytes=int(item["result_bytes"]["N"]) if "result_bytes" in item else None,
     )
 
 
@@ -274,6 +283,8 @@ class DynamoTaskStore:
         started_at: float,
         result_json: str | None = None,
         error: TaskFailure | None = None,
+        result_ref: str | None = None,
+        result_bytes: int | None = None,
     ) -> TaskRecord:
         values: dict[str, Any] = {":now": _n(now), ":started": _n(started_at)}
         assignments = [f"{_STATUS} = :outcome", "finished_at = :now", "started_at = :started"]
@@ -281,7 +292,17 @@ class DynamoTaskStore:
         if not claimed:
             assignments.append("attempts = :next")
             values[":next"] = _n(expected.attempts + 1)
-        if error is None:
+        if error is None and result_ref is not None:
+            assignments += ["progress = :done", "result_ref = :result_ref", "result_bytes = :result_bytes"]
+            values.update(
+                {
+                    ":outcome": _s(TaskStatus.SUCCEEDED),
+                    ":done": _n(1),
+                    ":result_ref": _s(result_ref),
+                    ":result_bytes": _n(result_bytes or 0),
+                }
+            )
+        elif error is None:
             assignments += ["progress = :done", "#result = :result"]
             values.update({":outcome": _s(TaskStatus.SUCCEEDED), ":done": _n(1), ":result": _s(result_json or "null")})
             names["#result"] = "result"

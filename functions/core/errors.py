@@ -80,9 +80,9 @@ class RetryableTaskError(Exception):
     """Raise from a task when trying again later may succeed (a busy dependency, a timeout)."""
 
 
-class TaskCancelled(Exception):
-    """The task was cancelled while it ran; raised from progress reports so that it stops early."""
+class RunCancelled(Exception):
+    """The task was cancelled while this run went on; raised from its progress reports so that it stops early."""
 
 
-class TaskLost(Exception):
-    """This worker no longer owns the task (its lease ran out and another worker claimed it)."""
+class RunTakenOver(Exception):
+    """This run no longer holds the task: another delivery claimed it (its lease ran out), or put it back."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from core import json_text
 from core.aws_errors import is_aws_unavailable
 from core.errors import (
     RETRY_UNAVAILABLE_AFTER_SECONDS,
@@ -34,11 +35,14 @@ from core.records import TaskRecord
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-# Well under SQS's 1 MiB message and DynamoDB's 400 KB item, which must also hold the result.
-MAX_BODY_BYTES = 256 * 1024
+# What a request may carry inline: a Lambda invocation takes 6 MB of event (API Gateway 10 MB of body), and the body
+# travels inside the event's JSON, escaped. A larger input goes by upload (POST /uploads), never through Lambda.
+MAX_BODY_BYTES = 4 * 1024 * 1024
 # Route paths, as template.yaml declares them and API Gateway names them in the event's routeKey.
 TASK_ROUTE = "/{task}"
 TASK_ID_ROUTE = "/{task}/{task_id}"
+RESULT_ROUTE = "/{task}/{task_id}/result"
+UPLOADS_ROUTE = "/uploads"
 ALL_TASKS_ROUTE = "/tasks"
 TASK_INPUT_ROUTE = "/{task}/{task_id}/input"
 
@@ -110,8 +114,8 @@ class Request(msgspec.Struct, frozen=True):
                 return str(value)
         return None
 
-    def json_body(self) -> Any:
-        """The JSON body: 413 over the size limit, 400 when it is missing or not JSON."""
+    def json_body(self, *, optional: bool = False) -> Any:
+        """The JSON body: 413 over the size limit, 400 when it is missing (None if `optional`) or not JSON."""
         raw = self.event.get("body") or ""
         if self.event.get("isBase64Encoded"):
             try:
@@ -122,9 +126,11 @@ class Request(msgspec.Struct, frozen=True):
         if size > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"the body is {size} bytes; at most {MAX_BODY_BYTES} are accepted")
         if not raw.strip():
+            if optional:
+                return None
             raise MalformedRequest("the body must be a JSON object")
         try:
-            return json.loads(raw, parse_constant=_refuse_constant)
+            return json_text.loads(raw)
         except (ValueError, RecursionError) as exc:
             raise MalformedRequest(f"the body is not valid JSON: {exc}") from exc
 
@@ -135,11 +141,6 @@ class Request(msgspec.Struct, frozen=True):
 
 
 Handler = Callable[..., dict[str, Any]]
-
-
-def _refuse_constant(name: str) -> Any:
-    # Python's json reads NaN and Infinity, which JSON (RFC 8259) does not have.
-    raise ValueError(f"{name} is not a JSON number")
 
 
 class Router:
@@ -189,9 +190,12 @@ class Router:
         return handler(request, **request.path_parameters)
 
 
-def task_response(request: Request, record: TaskRecord, *, submitted: bool = False) -> dict[str, Any]:
+def task_response(
+    request: Request, record: TaskRecord, *, submitted: bool = False, result_url: str | None = None
+) -> dict[str, Any]:
     """202 with Retry-After while the task is pending, 200 once it has finished. The answer to a submission is
-    always 202 with the task's Location, even when an idempotent replay finds the task finished already."""
+    always 202 with the task's Location, even when an idempotent replay finds the task finished already.
+    `result_url`: where a result kept in the payload bucket can be downloaded (shown instead of `result`)."""
     headers: dict[str, str] = {}
     if submitted:
         headers["Location"] = f"{request.stage_prefix}/{record.task}/{record.task_id}"
@@ -200,4 +204,9 @@ def task_response(request: Request, record: TaskRecord, *, submitted: bool = Fal
     else:
         status = 202
         headers["Retry-After"] = str(record.retry_after_seconds)
-    return response(status, dumps(record.to_public()), "application/json", headers)
+    return response(status, dumps(record.to_public(result_url)), "application/json", headers)
+
+
+def see_other(location: str) -> dict[str, Any]:
+    """303 See Other: the answer is at `location` (a presigned download link), to GET without this API's auth."""
+    return {"statusCode": 303, "body": "", "isBase64Encoded": False, "headers": {"Location": location}}

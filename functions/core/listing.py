@@ -34,9 +34,6 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 # Records a page reads at most: a status filter that matches little stops there, with a cursor to go on from.
 MAX_EXAMINED = 200
-# A succeeded task's result is shown in a listing up to this size of JSON; a larger one is left out (result_omitted),
-# for GET /<task>/<task_id>: a page of a hundred stays well within Lambda's 6 MB response.
-MAX_LISTED_RESULT_BYTES = 4096
 QUERY_PARAMETERS = ("status", "limit", "cursor")
 _CURSOR_LABEL = b"long-running-tasks list cursor v1"
 _TAG_BYTES = 16
@@ -170,9 +167,10 @@ def read_cursor(cursor: str, listing: Listing, key: bytes) -> ListPosition:
 
 
 def listed(record: TaskRecord) -> dict[str, Any]:
-    """A task as a listing shows it: as GET shows it, but a result over MAX_LISTED_RESULT_BYTES is left out."""
+    """A task as a listing shows it: as GET shows it, but that a result kept in the payload bucket (over 8 KiB) is given
+    by its size alone, result_bytes, with no download link: a page would sign a link for each, to expire in minutes,
+    where GET /<task>/<task_id>/result signs one when asked. A page of a hundred so stays under a megabyte."""
     body = record.to_public()
-    if "result" in body and record.result_json is not None and len(record.result_json) > MAX_LISTED_RESULT_BYTES:
-        del body["result"]
-        body["result_omitted"] = True
+    if record.status is TaskStatus.SUCCEEDED and record.result_ref is not None:
+        body["result_bytes"] = record.result_bytes
     return body

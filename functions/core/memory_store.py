@@ -113,6 +113,8 @@ class InMemoryTaskStore:
         started_at: float,
         result_json: str | None = None,
         error: TaskFailure | None = None,
+        result_ref: str | None = None,
+        result_bytes: int | None = None,
     ) -> TaskRecord:
         def change(record: TaskRecord) -> TaskRecord:
             finished = msgspec.structs.replace(
@@ -123,6 +125,8 @@ class InMemoryTaskStore:
                 lease_until=None,
                 attempts=record.attempts if claimed else expected.attempts + 1,
             )
+            if error is None and result_ref is not None:
+                return msgspec.structs.replace(finished, progress=1.0, result_ref=result_ref, result_bytes=result_bytes)
             if error is None:
                 return msgspec.structs.replace(finished, progress=1.0, result_json=result_json or "null")
             return msgspec.structs.replace(finished, error=error)

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from core.http import MAX_BODY_BYTES
-from core.listing import DEFAULT_LIMIT, MAX_EXAMINED, MAX_LIMIT, MAX_LISTED_RESULT_BYTES
+from core.listing import DEFAULT_LIMIT, MAX_EXAMINED, MAX_LIMIT
 from core.records import TaskStatus
 from core.registry import tasks
 from core.service import MAX_IDEMPOTENCY_KEY_LENGTH
@@ -42,9 +42,9 @@ _LIST_PARAMETERS = [
     },
 ]
 _LIST_DESCRIPTION = (
-    "The caller's tasks, newest first, each as GET shows it, but that a result over "
-    f"{MAX_LISTED_RESULT_BYTES} bytes of JSON is left out (result_omitted). A page examines at most {MAX_EXAMINED} "
-    "tasks: with a status filter it may hold fewer than limit, none even, and still have a next_cursor."
+    "The caller's tasks, newest first, each as GET shows it, but that a result kept in the payload bucket is given by "
+    "its size (result_bytes) without a link: GET /{task}/{task_id}/result gets it. A page examines at most "
+    f"{MAX_EXAMINED} tasks: with a status filter it may hold fewer than limit, none even, and still have a next_cursor."
 )
 _TASK_LIST = {"application/json": {"schema": {"$ref": "#/components/schemas/TaskList"}}}
 
@@ -63,7 +63,7 @@ def _status_schema(result_schema: dict[str, Any]) -> dict[str, Any]:
             "started_at": {"type": ["string", "null"], "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"},
             "result": result_schema,
-            "result_omitted": {"const": True, "description": "In a listing: the result is too large to list"},
+            "result_bytes": {"type": "integer", "minimum": 0, "description": "The size of a result kept apart"},
             "error": {
                 "type": "object",
                 "required": ["type", "message"],

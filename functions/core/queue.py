@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
 import msgspec
@@ -48,6 +49,17 @@ class TaskQueue(Protocol):
         """Queue several messages; the task ids of those the queue did not take."""
 
 
+class MessageVisibility(Protocol):
+    """What keeps a received message hidden while its task runs."""
+
+    @property
+    def visibility_timeout(self) -> float:
+        """The queue's visibility timeout, in seconds."""
+
+    def keep_hidden(self, receipt_handle: str, seconds: float) -> None:
+        """Hide the received message for `seconds` more from now."""
+
+
 class SqsTaskQueue:
     def __init__(self, queue_url: str, client: SQSClient) -> None:
         self._queue_url = queue_url
@@ -82,6 +94,25 @@ class SqsTaskQueue:
                 continue
             unsent.update(chunk[int(failed["Id"])].task_id for failed in response.get("Failed", []))
         return unsent
+
+    @cached_property
+    def visibility_timeout(self) -> float:
+        """Read from the queue itself (once per container): the template's value, or the local stack's override."""
+        try:
+            attributes = self._client.get_queue_attributes(
+                QueueUrl=self._queue_url, AttributeNames=["VisibilityTimeout"]
+            )
+        except AwsError as error:
+            raise QueueUnavailable("the task queue is unavailable; try again") from error
+        return float(attributes["Attributes"]["VisibilityTimeout"])
+
+    def keep_hidden(self, receipt_handle: str, seconds: float) -> None:
+        try:
+            self._client.change_message_visibility(
+                QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=round(seconds)
+            )
+        except AwsError as error:
+            raise QueueUnavailable("the task queue is unavailable; try again") from error
 
 
 def _attributes(message: TaskMessage) -> dict[str, MessageAttributeValueTypeDef]:

@@ -44,8 +44,9 @@ class TaskRecord(msgspec.Struct, frozen=True):
     task_id: str
     task: str
     status: TaskStatus
-    # Input and result are kept as JSON text: exact numbers, and no float <-> Decimal conversion.
-    input_json: str
+    # Input and result are kept as JSON text: exact numbers, and no float <-> Decimal conversion. A large input or
+    # result lives in the payload bucket instead (core.payloads), and the record keeps its key (input_ref, result_ref).
+    input_json: str | None
     created_at: float
     expires_at: int
     # Who submitted it (core.identity): only they see it.
@@ -63,18 +64,19 @@ class TaskRecord(msgspec.Struct, frozen=True):
     retry_after_seconds: int = 1
     # Claimed on the last delivery SQS allows: once this lease runs out no worker takes the task again.
     last_attempt: bool = False
+    # The payload bucket's key of an input too large for the record, or uploaded by the caller (input_json None).
+    input_ref: str | None = None
+    # The payload bucket's key of a result too large for the record (result_json None), and its size.
+    result_ref: str | None = None
+    result_bytes: int | None = None
 
     def is_expired(self, now: float) -> bool:
         # DynamoDB deletes expired items up to a few days late: a record past its expiry is gone already.
         return self.expires_at <= now
 
-    @property
-    def inputs(self) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.input_json)
-        return value
-
-    def to_public(self) -> dict[str, Any]:
-        """The task as GET shows it."""
+    def to_public(self, result_url: str | None = None) -> dict[str, Any]:
+        """The task as GET shows it; a result kept in the payload bucket as `result_url` (presigned by the caller of
+        this method) instead of `result`."""
         body: dict[str, Any] = {
             "task_id": self.task_id,
             "task": self.task,
@@ -90,6 +92,9 @@ class TaskRecord(msgspec.Struct, frozen=True):
             body["attempts"] = self.attempts
         if self.status is TaskStatus.SUCCEEDED and self.result_json is not None:
             body["result"] = json.loads(self.result_json)
+        if self.status is TaskStatus.SUCCEEDED and self.result_ref is not None and result_url is not None:
+            body["result_url"] = result_url
+            body["result_bytes"] = self.result_bytes
         if self.status is TaskStatus.FAILED and self.error is not None:
             body["error"] = self.error.to_json()
         return body

@@ -20,10 +20,12 @@ from typing import Any
 import msgspec
 from botocore.exceptions import BotoCoreError
 
+from core import json_text
 from core.aws_errors import is_aws_unavailable
 from core.deliveries import Disposition, Outcome, TaskBusy
-from core.errors import ApiError, InvalidInput, RetryableTaskError, ServiceUnavailable, TaskCancelled, TaskLost
+from core.errors import ApiError, InvalidInput, RetryableTaskError, RunCancelled, RunTakenOver, ServiceUnavailable
 from core.lifecycle import view
+from core.payloads import INLINE_RESULT_MAX_BYTES, MAX_RESULT_BYTES, PayloadStore, result_key
 from core.queue import TaskMessage
 from core.records import TaskFailure, TaskRecord, TaskStatus
 from core.registry import get_task
@@ -32,8 +34,6 @@ from core.store import TaskStore, TransitionRefused
 
 logger = logging.getLogger(__name__)
 
-# A result must fit in the task's DynamoDB item (400 KB) beside its input.
-MAX_RESULT_BYTES = 350_000
 PROGRESS_INTERVAL_SECONDS = 1.0
 # A run this long is claimed (shown running, with a lease); a quicker one is recorded only when it ends.
 CLAIM_AFTER_SECONDS = 1.0
@@ -55,16 +55,39 @@ def describe(error: BaseException) -> TaskFailure:
     return TaskFailure(type=type(error).__name__, message=str(error)[:2000] or type(error).__name__)
 
 
-def encode_result(value: Any) -> str:
+def encode_result(value: Any) -> bytes:
     if isinstance(value, msgspec.Struct):
         value = msgspec.to_builtins(value)
     try:
-        encoded = json.dumps(value, allow_nan=False, separators=(",", ":"))
+        encoded = json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the task's result is not JSON: {exc}") from exc
-    if len(encoded.encode()) > MAX_RESULT_BYTES:
-        raise ValueError(f"the task's result is {len(encoded.encode())} bytes; at most {MAX_RESULT_BYTES} are kept")
+    if len(encoded) > MAX_RESULT_BYTES:
+        raise ValueError(f"the task's result is {len(encoded)} bytes; at most {MAX_RESULT_BYTES} are kept")
     return encoded
+
+
+def decode_input(data: bytes, task: str) -> dict[str, Any]:
+    """An uploaded input, as submit would have read it from a body; InvalidInput (a failed task, with the 422's
+    errors) when it is not a JSON object."""
+    try:
+        value = json_text.loads(data)
+    except (ValueError, RecursionError) as exc:
+        message = f"not valid JSON: {str(exc)[:500]}"
+        raise InvalidInput(
+            f"invalid input for task {task!r}", errors=[{"field": "(body)", "message": message, "type": "invalid"}]
+        ) from exc
+    if not isinstance(value, dict):
+        message = f"a JSON object with the inputs of {task!r} expected, got {type(value).__name__}"
+        raise InvalidInput(
+            f"invalid input for task {task!r}", errors=[{"field": "(body)", "message": message, "type": "invalid"}]
+        )
+    return value
+
+
+class InputGone(Exception):
+    """The task's input is no longer in the payload bucket (deleted by hand; the bucket keeps it the task's
+    retention)."""
 
 
 class TaskRun:
@@ -140,21 +163,21 @@ class TaskRun:
             return self._refused
 
     def claim(self) -> TaskRecord:
-        """The claimed record; TaskCancelled or TaskLost when the task changed under this run."""
+        """The claimed record; RunCancelled or RunTakenOver when the task changed under this run."""
         self._try_claim()
         with self._lock:
             if self._refused is not None:
                 raise self._stop_for(self._refused) from self._refused
             if self._claimed is None:
-                raise TaskLost(self.task_id)  # the run has ended: nothing to claim any more
+                raise RunTakenOver(self.task_id)  # the run has ended: nothing to claim any more
             return self._claimed
 
     def _stop_for(self, refused: TransitionRefused) -> Exception:
         """Why the task must stop, when the record changed under this run: cancelled, or taken by another."""
         current = refused.current
         if current is not None and current.status is TaskStatus.CANCELLED:
-            return TaskCancelled(self.task_id)
-        return TaskLost(self.task_id)
+            return RunCancelled(self.task_id)
+        return RunTakenOver(self.task_id)
 
     def progress(self, fraction: float) -> None:
         """The task's Progress callback: written at most once per interval; stops a cancelled task."""
@@ -182,10 +205,24 @@ class TaskRun:
                 raise self._refused
             return self.observed, False
 
-    def finish(self, *, result_json: str | None = None, error: TaskFailure | None = None) -> TaskRecord:
+    def finish(
+        self,
+        *,
+        result_json: str | None = None,
+        error: TaskFailure | None = None,
+        result_ref: str | None = None,
+        result_bytes: int | None = None,
+    ) -> TaskRecord:
         expected, claimed = self._settle()
         return self._store.finish(
-            expected, self._clock(), claimed=claimed, started_at=self.started_at, result_json=result_json, error=error
+            expected,
+            self._clock(),
+            claimed=claimed,
+            started_at=self.started_at,
+            result_json=result_json,
+            error=error,
+            result_ref=result_ref,
+            result_bytes=result_bytes,
         )
 
     def release(self) -> None:
@@ -197,6 +234,7 @@ class TaskRunner:
     def __init__(
         self,
         store: TaskStore,
+        payloads: PayloadStore,
         *,
         max_receive_count: int,
         lease_seconds: float,
@@ -204,6 +242,7 @@ class TaskRunner:
         on_finished: Callable[[TaskRecord], None] = lambda record: None,
     ) -> None:
         self._store = store
+        self._payloads = payloads
         self._max_receive_count = max_receive_count
         self._lease_seconds = lease_seconds
         self._clock = clock
@@ -244,10 +283,26 @@ class TaskRunner:
         except ServiceUnavailable as error:
             logger.warning("could not mark the last attempt", extra={"task_id": running.task_id, "error": str(error)})
 
+    def _inputs_of(self, record: TaskRecord) -> Any:
+        if record.input_ref is None:
+            return json.loads(record.input_json or "null")
+        data = self._payloads.get(record.input_ref)
+        if data is None:
+            raise InputGone(f"the task's input ({record.input_ref}) is no longer in the payload bucket")
+        return decode_input(data, record.task)
+
+    def _stored(self, record: TaskRecord, result: bytes) -> dict[str, Any]:
+        """The finish write's result: inline when small, else in the payload bucket (claim check)."""
+        if len(result) <= INLINE_RESULT_MAX_BYTES:
+            return {"result_json": result.decode()}
+        key = result_key(record.task_id)
+        self._payloads.put(key, result)
+        return {"result_ref": key, "result_bytes": len(result)}
+
     def _run(self, run: TaskRun) -> Outcome:
         record = run.observed
         failure: TaskFailure | None = None
-        result_json: str | None = None
+        stored: dict[str, Any] = {}
         try:
             definition = get_task(record.task)
             if run.last_attempt or definition.exclusive:
@@ -255,16 +310,17 @@ class TaskRunner:
                 # delivery to follow: the claim, marked last, lets readers see the task failed once its lease ends.
                 # An exclusive task is claimed before every run: a second delivery then finds it held and waits.
                 run.claim()
-            inputs = definition.validate(record.inputs)
-            result_json = encode_result(definition.function(inputs, run.progress))
-        except TaskCancelled:
+            inputs = definition.validate(self._inputs_of(record))
+            result = encode_result(definition.function(inputs, run.progress))
+            stored = self._stored(record, result)
+        except RunCancelled:
             logger.info("task cancelled while running", extra={"task_id": record.task_id})
             return Outcome(record.task_id, record.task, Disposition.CANCELLED, record)
-        except TaskLost:
+        except RunTakenOver:
             logger.warning("task was taken by another delivery; stopping this run", extra={"task_id": record.task_id})
             refusal = run.refusal  # it holds the record as the other delivery left it: no need to read it again
             return self._lost_to_another(run, refusal.current if refusal else self._store.get(record.task_id))
-        except (ApiError, ValueError, TypeError, ArithmeticError, LookupError) as error:
+        except (ApiError, InputGone, ValueError, TypeError, ArithmeticError, LookupError) as error:
             if isinstance(error, ServiceUnavailable):
                 raise
             failure = describe(error)
@@ -272,12 +328,12 @@ class TaskRunner:
             if is_transient(error):
                 raise
             failure = describe(error)
-        return self._finish(run, result_json=result_json, error=failure)
+        return self._finish(run, error=failure, **stored)
 
-    def _finish(self, run: TaskRun, *, result_json: str | None = None, error: TaskFailure | None = None) -> Outcome:
+    def _finish(self, run: TaskRun, *, error: TaskFailure | None = None, **stored: Any) -> Outcome:
         record = run.observed
         try:
-            finished = run.finish(result_json=result_json, error=error)
+            finished = run.finish(error=error, **stored)
         except TransitionRefused as refused:
             current = refused.current
             status = current.status.value if current else "gone"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from core.errors import Conflict, MalformedRequest, QueueUnavailable, StoreUnavailable, TaskNotFound
+from core.errors import Conflict, InvalidInput, MalformedRequest, QueueUnavailable, StoreUnavailable, TaskNotFound
 from core.lifecycle import view
 from core.listing import (
     MAX_EXAMINED,
@@ -25,6 +25,15 @@ from core.listing import (
     listed,
     parse_listing,
     write_cursor,
+)
+from core.payloads import (
+    INLINE_INPUT_MAX_BYTES,
+    MAX_UPLOAD_BYTES,
+    UPLOAD_URL_SECONDS,
+    PayloadStore,
+    UploadForm,
+    input_key,
+    upload_key,
 )
 from core.queue import TaskMessage, TaskQueue
 from core.records import TaskRecord, TaskStatus
@@ -43,6 +52,20 @@ SECONDS_PER_DAY = 86_400
 # submit function's Timeout (10 s in template.yaml, and a template test keeps it below this), by when the first
 # submission has sent its message or stopped, and its task has been claimed (after a second's run) or finished.
 RESEND_DELAY_SECONDS = 15
+
+
+# The header that names an upload as a submission's input (its body then stays empty).
+UPLOAD_HEADER = "Input-Upload"
+
+
+class Upload(msgspec.Struct, frozen=True):
+    """Where the caller sends an input too large for a request: POST the form's fields and the file to its URL, then
+    submit the task with the upload's id in the Input-Upload header."""
+
+    upload_id: str
+    form: UploadForm
+    expires_at: float
+    max_bytes: int
 
 
 class Submission(msgspec.Struct, frozen=True):
@@ -83,33 +106,66 @@ class TaskService:
         queue: TaskQueue | None = None,
         *,
         retention_days: int,
+        payloads: PayloadStore | None = None,
         id_secret: Callable[[], bytes] = _no_secret,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._queue = queue
+        self._payloads = payloads
         self._retention_seconds = retention_days * SECONDS_PER_DAY
         # The stack's secret, which idempotent ids and list cursors derive their keys from. Called only for an idempotent
         # submission or a listing: plain submissions never pay for fetching it.
         self._id_secret = id_secret
         self._clock = clock
 
+    def create_upload(self, owner: str) -> Upload:
+        """A form for uploading an input straight to the payload bucket, for `owner` alone to submit."""
+        upload_id = str(uuid.uuid4())
+        form = self._payloads_or_fail().upload_form(upload_key(owner, upload_id), MAX_UPLOAD_BYTES, UPLOAD_URL_SECONDS)
+        return Upload(upload_id, form, self._clock() + UPLOAD_URL_SECONDS, MAX_UPLOAD_BYTES)
+
+    def _payloads_or_fail(self) -> PayloadStore:
+        if self._payloads is None:
+            raise RuntimeError("TaskService needs a payload store for large inputs and uploads")
+        return self._payloads
+
     def submit(
-        self, definition: TaskDefinition, inputs: Any, *, owner: str, idempotency_key: str | None = None
+        self,
+        definition: TaskDefinition,
+        inputs: Any,
+        *,
+        owner: str,
+        idempotency_key: str | None = None,
+        upload_id: str | None = None,
     ) -> Submission:
-        """Validate, record as queued, then enqueue. Nothing is stored or sent for invalid input."""
+        """Validate, record as queued, then enqueue. Nothing is stored or sent for invalid input.
+
+        `inputs`: the body's inputs; or, with `upload_id`, None: the input is the caller's upload, which the worker
+        validates before the run (a task whose upload does not fit its model fails, with the 422's errors)."""
         task_name = definition.name
-        if not isinstance(inputs, dict):
-            raise MalformedRequest(f"the body must be a JSON object with the inputs of {task_name!r}")
-        input_json = msgspec.json.encode(definition.validate(inputs)).decode()
         now = self._clock()
-        request_hash = None
         task_id = str(uuid.uuid4())
         if idempotency_key is not None:
             if not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
                 raise MalformedRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
             task_id = idempotent_task_id(self._id_secret(), task_name, owner, idempotency_key)
-            request_hash = hashlib.sha256(input_json.encode()).hexdigest()
+        if upload_id is not None:
+            input_json, input_ref = None, self._uploaded(owner, upload_id, inputs)
+            fingerprint = f"upload {upload_id}"
+        else:
+            if not isinstance(inputs, dict):
+                raise MalformedRequest(f"the body must be a JSON object with the inputs of {task_name!r}")
+            input_json, input_ref = msgspec.json.encode(definition.validate(inputs)).decode(), None
+            fingerprint = input_json
+            if len(input_json) > INLINE_INPUT_MAX_BYTES:
+                # Too large for the record, where every write would pay for it: the bucket keeps it (claim check).
+                data = input_json.encode()
+                input_ref = input_key(task_id, data)
+                self._payloads_or_fail().put(input_ref, data)
+                input_json = None
+        # What an idempotent replay must match: the same inputs, or the same upload.
+        request_hash = hashlib.sha256(fingerprint.encode()).hexdigest() if idempotency_key is not None else None
         record = TaskRecord(
             task_id=task_id,
             task=task_name,
@@ -120,6 +176,7 @@ class TaskService:
             owner=owner,
             request_hash=request_hash,
             retry_after_seconds=definition.retry_after_seconds,
+            input_ref=input_ref,
         )
         try:
             self._store.create(record, now)
@@ -141,6 +198,25 @@ class TaskService:
             return Submission(view(existing, now) or existing, replayed=True)
         self._enqueue(record)
         return Submission(record)
+
+    def _uploaded(self, owner: str, upload_id: str, body: Any) -> str:
+        """The key of the caller's own upload named by the Input-Upload header; 422 naming the header when there is
+        none (another caller's upload id names nothing: the key holds the owner's digest)."""
+        if body is not None:
+            raise MalformedRequest(f"send the inputs either in the body or as an upload ({UPLOAD_HEADER}), not both")
+        try:
+            upload_id = str(uuid.UUID(upload_id))
+        except ValueError:
+            raise _upload_refused("is not an upload id") from None
+        key = upload_key(owner, upload_id)
+        size = self._payloads_or_fail().size(key)
+        if size is None:
+            raise _upload_refused(
+                "names no upload of yours: upload first (POST /uploads), and submit within the retention"
+            )
+        if size > MAX_UPLOAD_BYTES:
+            raise _upload_refused(f"is {size} bytes; at most {MAX_UPLOAD_BYTES} are accepted")
+        return key
 
     def _send(self, record: TaskRecord, delay_seconds: int = 0) -> None:
         if self._queue is None:
@@ -228,3 +304,9 @@ class TaskService:
         page = self.list_tasks(listing)
         next_cursor = None if page.next is None else write_cursor(page.next, listing, self._id_secret())
         return {"items": [listed(record) for record in page.records], "next_cursor": next_cursor}
+
+
+def _upload_refused(why: str) -> InvalidInput:
+    return InvalidInput(
+        f"{UPLOAD_HEADER} {why}", errors=[{"field": UPLOAD_HEADER, "message": f"the upload {why}", "type": "invalid"}]
+    )

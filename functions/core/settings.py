@@ -33,12 +33,15 @@ def _positive_int(name: str) -> int:
 class Settings(msgspec.Struct, frozen=True):
     table_name: str
     retention_days: int
+    # Inputs and results too large for the record (core.payloads).
+    payload_bucket: str
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             table_name=_required("TABLE_NAME"),
             retention_days=_positive_int("TASK_RETENTION_DAYS"),
+            payload_bucket=_required("PAYLOAD_BUCKET"),
         )
 
 

@@ -58,8 +58,11 @@ class TaskStore(Protocol):
         started_at: float,
         result_json: str | None = None,
         error: TaskFailure | None = None,
+        result_ref: str | None = None,
+        result_bytes: int | None = None,
     ) -> TaskRecord:
-        """-> succeeded (with result_json) or failed (with error). An unclaimed run counts its attempt here."""
+        """-> succeeded (with result_json, or the payload bucket's result_ref and the result's size) or failed (with
+        error). An unclaimed run counts its attempt here."""
 
     def give_up(self, task_id: str, now: float, error: TaskFailure) -> TaskRecord:
         """queued, or running under a lapsed lease -> failed with `error`."""

@@ -1,9 +1,10 @@
-"""GET /<task>/<task_id>: a task's status and result. DELETE: cancel a task that has not finished. GET
-/<task>/<task_id>/input: what it was given. GET /<task> and GET /tasks: the caller's tasks, newest first, a page at a
-time. Only a task's owner sees it: to anyone else it is 404, as a task that never existed. GET /dashboard: the page
-that shows all of it in a browser (result.dashboard).
+"""GET /<task>/<task_id>: a task's status and result. DELETE: cancel a task that has not finished.
+GET /<task>/<task_id>/result: the result alone (303 to its download link when it is kept in the payload bucket).
+GET /<task>/<task_id>/input: what it was given (303 likewise). GET /<task> and GET /tasks: the caller's tasks, newest
+first, a page at a time. Only the task's owner sees it: to anyone else it is 404, as a task that never existed.
+GET /dashboard: the page that shows all of it in a browser (result.dashboard).
 
-A task's record alone answers (its Retry-After is stored at submit), so the function starts without the task
+The task's record alone answers (its Retry-After is stored at submit), so the function starts without the task
 registry: as quick to start as a bare handler. Only a listing of one kind of task loads it, to tell an unknown name.
 """
 
@@ -14,9 +15,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.aws import listing_secret, task_store
+from core.aws import listing_secret, payload_store, task_store
+from core.errors import Conflict
 from core.http import (
     ALL_TASKS_ROUTE,
+    RESULT_ROUTE,
     TASK_ID_ROUTE,
     TASK_INPUT_ROUTE,
     TASK_ROUTE,
@@ -24,9 +27,12 @@ from core.http import (
     Router,
     dumps,
     response,
+    see_other,
     task_response,
 )
 from core.observability import logger, metrics
+from core.payloads import RESULT_URL_SECONDS
+from core.records import TaskRecord, TaskStatus
 from core.service import TaskService
 from core.settings import settings
 from result.dashboard import ASSET_ROUTES, DASHBOARD_ROUTE, serve_asset, serve_page
@@ -37,9 +43,18 @@ def service() -> TaskService:
     return TaskService(task_store(), retention_days=settings().retention_days, id_secret=listing_secret)
 
 
+def result_url(record: TaskRecord) -> str | None:
+    """A short-lived download link to a result kept in the payload bucket, for the owner who asked (nobody else
+    reaches this: the record was read for its owner)."""
+    if record.status is not TaskStatus.SUCCEEDED or record.result_ref is None:
+        return None
+    return payload_store().download_url(record.result_ref, RESULT_URL_SECONDS)
+
+
 def show(request: Request, task: str, task_id: str) -> dict[str, Any]:
     logger.set_correlation_id(task_id)
-    return task_response(request, service().get(task, task_id, owner=request.owner))
+    record = service().get(task, task_id, owner=request.owner)
+    return task_response(request, record, result_url=result_url(record))
 
 
 def cancel(request: Request, task: str, task_id: str) -> dict[str, Any]:
@@ -49,9 +64,29 @@ def cancel(request: Request, task: str, task_id: str) -> dict[str, Any]:
     return task_response(request, record)
 
 
-def show_input(request: Request, task: str, task_id: str) -> dict[str, Any]:
+def show_result(request: Request, task: str, task_id: str) -> dict[str, Any]:
+    """The result itself: 200 with it when it is small, 303 to its download link when it is not; while the task is
+    pending, its status (202, Retry-After); 409 when it failed or was cancelled."""
     logger.set_correlation_id(task_id)
-    return response(200, service().get(task, task_id, owner=request.owner).input_json, "application/json")
+    record = service().get(task, task_id, owner=request.owner)
+    if not record.status.is_terminal:
+        return task_response(request, record)
+    if record.status is not TaskStatus.SUCCEEDED:
+        raise Conflict(f"task {record.task_id} is {record.status.value}: it has no result", task_status=record.status)
+    url = result_url(record)
+    if url is not None:
+        return see_other(url)
+    return response(200, record.result_json or "null", "application/json")
+
+
+def show_input(request: Request, task: str, task_id: str) -> dict[str, Any]:
+    """The input as it was accepted: 200 with it when the record holds it, 303 to its download link when it is kept
+    in the payload bucket (large, or uploaded)."""
+    logger.set_correlation_id(task_id)
+    record = service().get(task, task_id, owner=request.owner)
+    if record.input_json is None and record.input_ref is not None:
+        return see_other(payload_store().download_url(record.input_ref, RESULT_URL_SECONDS))
+    return response(200, record.input_json or "null", "application/json")
 
 
 def list_kind(request: Request, task: str) -> dict[str, Any]:
@@ -68,6 +103,7 @@ def list_all(request: Request) -> dict[str, Any]:
 route = Router(
     {
         TASK_ID_ROUTE: {"GET": show, "DELETE": cancel},
+        RESULT_ROUTE: {"GET": show_result},
         TASK_INPUT_ROUTE: {"GET": show_input},
         TASK_ROUTE: {"GET": list_kind},
         ALL_TASKS_ROUTE: {"GET": list_all},

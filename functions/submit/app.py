@@ -1,4 +1,5 @@
 """POST /<task>: validate a task's input, record it as queued, enqueue it; 202 with its id at once.
+POST /uploads: a form to upload an input too large for a request straight to the payload bucket.
 GET /openapi.json: the API's OpenAPI document."""
 
 from __future__ import annotations
@@ -8,29 +9,54 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.aws import id_secret, task_queue, task_store
-from core.http import TASK_ROUTE, Request, Router, dumps, response, task_response
+from core.aws import id_secret, payload_store, task_queue, task_store
+from core.http import TASK_ROUTE, UPLOADS_ROUTE, Request, Router, dumps, response, task_response
 from core.observability import logger, metrics, record_submitted
+from core.records import iso
 from core.registry import get_task
-from core.service import TaskService
+from core.service import UPLOAD_HEADER, TaskService
 from core.settings import submit_settings
 
 
 @lru_cache(maxsize=1)
 def service() -> TaskService:
-    return TaskService(task_store(), task_queue(), retention_days=submit_settings().retention_days, id_secret=id_secret)
+    return TaskService(
+        task_store(),
+        task_queue(),
+        retention_days=submit_settings().retention_days,
+        payloads=payload_store(),
+        id_secret=id_secret,
+    )
 
 
 def submit(request: Request, task: str) -> dict[str, Any]:
     definition = get_task(task)  # an unknown task is a 404 whatever its body
+    upload_id = request.header(UPLOAD_HEADER)
     submission = service().submit(
-        definition, request.json_body(), owner=request.owner, idempotency_key=request.header("Idempotency-Key")
+        definition,
+        request.json_body(optional=upload_id is not None),
+        owner=request.owner,
+        idempotency_key=request.header("Idempotency-Key"),
+        upload_id=upload_id,
     )
     logger.set_correlation_id(submission.record.task_id)
-    logger.info("task accepted", task=task, replayed=submission.replayed)
+    logger.info("task accepted", task=task, replayed=submission.replayed, uploaded=upload_id is not None)
     if not submission.replayed:
         record_submitted(task)
     return task_response(request, submission.record, submitted=True)
+
+
+def create_upload(request: Request) -> dict[str, Any]:
+    upload = service().create_upload(request.owner)
+    body = {
+        "upload_id": upload.upload_id,
+        "url": upload.form.url,
+        "fields": upload.form.fields,
+        "expires_at": iso(upload.expires_at),
+        "max_bytes": upload.max_bytes,
+        "header": UPLOAD_HEADER,
+    }
+    return response(201, dumps(body), "application/json")
 
 
 def openapi(request: Request) -> dict[str, Any]:
@@ -39,7 +65,9 @@ def openapi(request: Request) -> dict[str, Any]:
     return response(200, dumps(openapi_document()), "application/json")
 
 
-route = Router({"/openapi.json": {"GET": openapi}, TASK_ROUTE: {"POST": submit}})
+route = Router(
+    {"/openapi.json": {"GET": openapi}, UPLOADS_ROUTE: {"POST": create_upload}, TASK_ROUTE: {"POST": submit}}
+)
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)

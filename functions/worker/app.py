@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.aws import deferral_queue, task_store
+from core.aws import deferral_queue, payload_store, task_store
 from core.batch import Deferrals, PartialBatchResponse, run_batch
 from core.observability import logger, metrics, record_finished
 from core.registry import tasks
@@ -28,6 +28,7 @@ def max_seconds(task: str) -> float | None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialBatchResponse:
     runner = TaskRunner(
         task_store(),
+        payload_store(),
         max_receive_count=worker_settings().max_receive_count,
         lease_seconds=context.get_remaining_time_in_millis() / 1000 + LEASE_MARGIN_SECONDS,
         on_finished=record_finished,
@@ -37,4 +38,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialBatc
         max_seconds=max_seconds,
         queue=deferral_queue(),
     )
-    return run_batch(event["Records"], runner.handle, deferrals=deferrals)
+    return run_batch(event["Records"], runner.handle, deferrals=deferrals, visibility=deferral_queue())

@@ -36,3 +36,17 @@ def fail(inputs: NoInput, progress: Progress) -> None:
 def poison(inputs: NoInput, progress: Progress) -> None:
     """Fails transiently on every delivery: retried until the redrive policy moves it to the dead-letter queue."""
     raise RetryableTaskError("still not ready")
+
+
+class NoteInput(TaskInput):
+    seconds: FiniteNumber
+    # A file that each run appends a line to: the test counts the runs, whichever worker process made them.
+    runs_file: str
+
+
+@task("e2e-noted-nap", max_seconds=30)
+def noted_nap(inputs: NoteInput, progress: Progress) -> str:
+    """Notes each run in a file, then sleeps, reporting progress."""
+    with open(inputs.runs_file, "a") as runs:
+        runs.write("run\n")
+    return nap(NapInput(seconds=inputs.seconds), progress)

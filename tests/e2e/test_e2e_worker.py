@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -127,3 +128,26 @@ def test_crashed_worker_invocation_loses_nothing(
     assert crashes
     assert [r["result"] for r in results] == [n * 3 for n in range(20)]
     assert all(r["attempts"] == 1 for r in results)
+
+
+def test_a_task_that_outlasts_the_visibility_timeout_runs_once_on_one_delivery(
+    stack: LocalStack, http: requests.Session, base_url: str, finished: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    # GIVEN a task that runs 6 s on a queue whose visibility timeout is 2 s
+    visibility = stack.sqs.get_queue_attributes(
+        QueueUrl=stack.resources.queue_url, AttributeNames=["VisibilityTimeout"]
+    )["Attributes"]["VisibilityTimeout"]
+    assert int(visibility) * 2 < 6
+    runs = tmp_path / "runs"
+    task_id = submit(http, base_url, "e2e-noted-nap", {"seconds": 6, "runs_file": str(runs)})
+
+    # WHEN it has finished
+    result = finished("e2e-noted-nap", task_id, timeout=60)
+
+    # THEN it ran once, on its first delivery: its message was kept hidden while it ran, so no later delivery
+    # found it (none was counted, none marked the run as the last attempt allowed)
+    assert result["status"] == "succeeded"
+    assert runs.read_text() == "run\n"
+    assert result["attempts"] == 1
+    item = stack.dynamodb.get_item(TableName=stack.resources.table_name, Key={"task_id": {"S": task_id}})["Item"]
+    assert item["last_attempt"] == {"BOOL": False}

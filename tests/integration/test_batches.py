@@ -71,3 +71,47 @@ def test_messages_that_cannot_be_queued_again_are_left_to_sqs(driver: Driver) ->
     second: Any = next(m for m in messages if ids[1] in m["Body"]) if ids[1] in messages[1]["Body"] else messages[1]
     assert failed == [second["MessageId"]]
     assert _statuses(driver, "declared-slow", ids).count("queued") == 1
+
+
+class _Visibility:
+    """A queue's visibility as a test sees it: every extension of every message, with when it was asked."""
+
+    def __init__(self, timeout: float) -> None:
+        self.visibility_timeout = timeout
+        self.extended: list[tuple[str, float]] = []
+
+    def keep_hidden(self, receipt_handle: str, seconds: float) -> None:
+        self.extended.append((receipt_handle, seconds))
+
+
+def test_a_running_task_keeps_its_message_hidden_until_it_ends() -> None:
+    import time
+
+    from core.batch import run_batch
+    from core.deliveries import Disposition, Outcome
+    from core.queue import TaskMessage
+
+    # GIVEN a queue whose visibility timeout (0.2 s) a run outlasts (0.7 s)
+    visibility = _Visibility(0.2)
+
+    def handle(message: TaskMessage, receive_count: int) -> Outcome:
+        time.sleep(0.7)
+        return Outcome(message.task_id, message.task, Disposition.SUCCEEDED)
+
+    record = {
+        "messageId": "m-1",
+        "receiptHandle": "receipt-1",
+        "body": TaskMessage("3f2b8a51-6c1e-4d7a-9b0f-2e5c8d4a1f60", "multiply").to_body(),
+        "attributes": {"ApproximateReceiveCount": "1"},
+    }
+
+    # WHEN the worker runs it
+    response = run_batch([record], handle, visibility=visibility)  # type: ignore[arg-type]
+    beats = len(visibility.extended)
+    time.sleep(0.4)
+
+    # THEN its message was hidden again every half timeout, for a whole timeout each time, and no more once it ended
+    assert response == {"batchItemFailures": []}
+    assert beats >= 3
+    assert set(visibility.extended) == {("receipt-1", 0.2)}
+    assert len(visibility.extended) == beats

@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 from msgspec.structs import replace
 
 from core import registry, service
-from core.aws import dynamodb_client, sqs_client, task_store
+from core.aws import dynamodb_client, payload_store, sqs_client, task_store
 from core.deliveries import Disposition, TaskBusy
 from core.lifecycle import view
 from core.queue import TaskMessage
@@ -201,7 +201,9 @@ def test_worker_stopped_on_every_attempt_leaves_the_task_failed_not_running(driv
     original = registry.get_task("multiply")
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(registry._definitions, "multiply", replace(original, function=killed))
-        runner = TaskRunner(task_store(), max_receive_count=max_receives, lease_seconds=60, clock=lambda: next(clock))
+        runner = TaskRunner(
+            task_store(), payload_store(), max_receive_count=max_receives, lease_seconds=60, clock=lambda: next(clock)
+        )
         for receive_count in range(1, max_receives + 1):
             with pytest.raises(WorkerStopped):
                 runner.handle(TaskMessage(task_id, "multiply"), receive_count=receive_count)
@@ -228,7 +230,7 @@ def test_last_delivery_meeting_a_live_claim_marks_it_as_the_last_attempt(driver:
     held = store.claim(
         task_id, now=now, lease_seconds=600, started_at=now
     )  # a live worker runs it, on an earlier delivery
-    runner = TaskRunner(store, max_receive_count=driver.resources.max_receive_count, lease_seconds=60)
+    runner = TaskRunner(store, payload_store(), max_receive_count=driver.resources.max_receive_count, lease_seconds=60)
 
     # WHEN the last delivery SQS allows finds it held THEN it is tried again later (and so goes to the DLQ)...
     with pytest.raises(TaskBusy):
@@ -322,7 +324,9 @@ def test_cancelling_a_running_task_stops_it_at_its_next_progress_report(driver: 
     original = registry.get_task("multiply")
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(registry._definitions, "multiply", replace(original, function=cancel_midway))
-        runner = TaskRunner(store, max_receive_count=3, lease_seconds=60, clock=lambda: float(next(clock)))
+        runner = TaskRunner(
+            store, payload_store(), max_receive_count=3, lease_seconds=60, clock=lambda: float(next(clock))
+        )
         outcome = runner.handle(TaskMessage(task_id, "multiply"), receive_count=1)
 
     assert outcome.disposition is Disposition.CANCELLED
@@ -345,9 +349,9 @@ def test_progress_of_a_running_task_is_visible(driver: Driver) -> None:
     original = registry.get_task("multiply")
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(registry._definitions, "multiply", replace(original, function=observe))
-        TaskRunner(task_store(), max_receive_count=3, lease_seconds=60, clock=lambda: float(next(clock))).handle(
-            TaskMessage(task_id, "multiply"), receive_count=1
-        )
+        TaskRunner(
+            task_store(), payload_store(), max_receive_count=3, lease_seconds=60, clock=lambda: float(next(clock))
+        ).handle(TaskMessage(task_id, "multiply"), receive_count=1)
 
     assert seen[0].status == 202
     assert seen[0].body["status"] == "running"

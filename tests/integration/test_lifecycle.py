@@ -75,16 +75,6 @@ def test_permanent_error_fails_the_task_at_once(driver: Driver) -> None:
     assert driver.queue_depth(driver.resources.queue_url) == 0
 
 
-def test_result_too_large_for_the_record_fails_the_task(driver: Driver) -> None:
-    task_id = driver.submit("huge-result", {}).body["task_id"]
-
-    driver.deliver()
-
-    body = driver.get("huge-result", task_id).body
-    assert body["status"] == "failed"
-    assert "at most" in body["error"]["message"]
-
-
 def test_non_finite_result_fails_the_task_rather_than_storing_invalid_json(driver: Driver) -> None:
     task_id = driver.submit("multiply", {"x": 1e200, "y": 1e200}).body["task_id"]
 

@@ -4,10 +4,12 @@ their own tasks only, newest first; cursors work for their listing and no other;
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 import pytest
@@ -252,3 +254,22 @@ def test_no_write_of_a_tasks_run_touches_what_the_owner_index_holds(aws: LocalRe
     assert len(sent) == 10
     for request in sent:
         assert not _updated_attributes(request) & indexed, request["UpdateExpression"]
+
+
+def test_an_input_kept_in_the_payload_bucket_is_a_303_to_its_link(driver: Driver) -> None:
+    # GIVEN a task whose input is too large for its record
+    values = list(range(2000))
+    task_id = submitted(driver, "describe", {"values": values}, ALICE)
+    item = driver.item(task_id) or {}
+    key = item["input_ref"]["S"]
+
+    # WHEN its owner, then another caller, ask for its input
+    mine = result_handler(http_event("GET", f"/describe/{task_id}/input", authorizer=ALICE), lambda_context())
+    theirs = driver.input("describe", task_id, caller=BOB)
+
+    # THEN the owner gets a link to the object that holds it; the other caller, nothing
+    assert mine["statusCode"] == 303
+    assert key in unquote(mine["headers"]["Location"])
+    stored = driver.s3.get_object(Bucket=driver.resources.payload_bucket, Key=key)["Body"].read()
+    assert json.loads(stored) == {"values": values}
+    assert theirs.status == 404

@@ -48,11 +48,26 @@ class Driver:
         self.resources = resources
         self.sqs = boto3.client("sqs")
         self.dynamodb = boto3.client("dynamodb")
+        self.s3 = boto3.client("s3")
 
     def submit(
         self, task: str, body: Any, headers: dict[str, str] | None = None, *, caller: Authorizer = None
     ) -> HttpResponse:
         return _call(submit_handler, http_event("POST", f"/{task}", body, headers, authorizer=caller))
+
+    def create_upload(self, *, caller: Authorizer = None) -> HttpResponse:
+        return _call(submit_handler, http_event("POST", "/uploads", authorizer=caller))
+
+    def upload(self, form: dict[str, Any], data: bytes) -> None:
+        """Store `data` where an upload form says, as the caller's POST to S3 would (tests/e2e send it for real)."""
+        self.s3.put_object(Bucket=self.resources.payload_bucket, Key=form["fields"]["key"], Body=data)
+
+    def result(self, task: str, task_id: str, *, caller: Authorizer = None) -> dict[str, Any]:
+        """GET /<task>/<task_id>/result, as the handler answers it (a 303 has no body)."""
+        response: dict[str, Any] = result_handler(
+            http_event("GET", f"/{task}/{task_id}/result", authorizer=caller), lambda_context()
+        )
+        return response
 
     def get(self, task: str, task_id: str, *, caller: Authorizer = None) -> HttpResponse:
         return _call(result_handler, http_event("GET", f"/{task}/{task_id}", authorizer=caller))

@@ -22,9 +22,13 @@ def load_event(name: str) -> dict[str, Any]:
     return event
 
 
-# The template's routes, by the path parameters they take; literal paths are routes of their own.
-ROUTES = {1: "/{task}", 2: "/{task}/{task_id}", 3: "/{task}/{task_id}/input"}
-STATIC_ROUTES = frozenset({"/openapi.json", "/tasks", "/dashboard", "/dashboard/app.js", "/dashboard/app.css"})
+# The template's routes, by the path parameters they take (a third segment names a route of its own); literal
+# paths are routes of their own.
+ROUTES = {1: "/{task}", 2: "/{task}/{task_id}"}
+SUB_ROUTES = frozenset({"result", "input"})
+STATIC_ROUTES = frozenset(
+    {"/openapi.json", "/uploads", "/tasks", "/dashboard", "/dashboard/app.js", "/dashboard/app.css"}
+)
 
 
 def http_event(
@@ -43,7 +47,12 @@ def http_event(
     event = load_event("submit_multiply" if len(parts) == 1 else "result_get")
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
     event["requestContext"]["http"]["method"] = method
-    route = path if path in STATIC_ROUTES else ROUTES[len(parts)]
+    if path in STATIC_ROUTES:
+        route = path
+    elif len(parts) == 3 and parts[2] in SUB_ROUTES:
+        route = f"{ROUTES[2]}/{parts[2]}"
+    else:
+        route = ROUTES[len(parts)]
     event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {route}"
     event["pathParameters"] = {} if path in STATIC_ROUTES else dict(zip(["task", "task_id"], parts, strict=False))
     if query:

@@ -46,9 +46,14 @@ def exclusive_counting(inputs: Count, progress: Progress) -> int:
     return inputs.n
 
 
+class Sized(TaskInput):
+    size: Annotated[int, msgspec.Meta(ge=0, le=5_000_000)] = 400_000
+
+
 @task("huge-result", max_seconds=5)
-def huge_result(inputs: Nothing, progress: Progress) -> str:
-    return "x" * 400_000
+def huge_result(inputs: Sized, progress: Progress) -> str:
+    """A result of `size` characters (and two quotes)."""
+    return "x" * inputs.size
 
 
 class Nap(TaskInput):

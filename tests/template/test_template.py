@@ -334,6 +334,64 @@ def _statements(policy_document: dict[str, Any]) -> list[dict[str, Any]]:
     return as_list(policy_document["Statement"])
 
 
+PAYLOAD_PREFIXES = ("inputs", "uploads", "results")
+
+
+def _payload_prefix(resource: Any) -> str | None:
+    """The payload bucket's key prefix a resource names (`${PayloadBucket.Arn}/inputs/*`), None for anything else:
+    the only wildcard a function's own policy may hold is the objects under one of its prefixes."""
+    match = re.fullmatch(
+        r"\$\{PayloadBucket\.Arn\}/(\w+)/\*", resource.get("Fn::Sub", "") if isinstance(resource, dict) else ""
+    )
+    return match.group(1) if match and match.group(1) in PAYLOAD_PREFIXES else None
+
+
+def _object_grants(resources: dict[str, Any], function: str) -> dict[str, set[str]]:
+    """The payload bucket's prefixes each S3 action is allowed on, for one function."""
+    role = resources[resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+    grants: dict[str, set[str]] = {}
+    for policy in role.get("Policies", []):
+        for statement in _statements(policy["PolicyDocument"]):
+            for action in as_list(statement["Action"]):
+                if action.startswith("s3:"):
+                    prefixes = {_payload_prefix(resource) for resource in as_list(statement["Resource"])}
+                    assert None not in prefixes, (function, statement)
+                    grants.setdefault(action, set()).update(p for p in prefixes if p)
+    return grants
+
+
+def test_template_each_function_may_touch_only_the_payload_prefixes_it_uses(resources: dict[str, Any]) -> None:
+    assert _object_grants(resources, "SubmitFunction") == {
+        "s3:PutObject": {"inputs", "uploads"},  # a large inline input; the upload forms it signs
+        "s3:GetObject": {"uploads"},  # does a submitted upload exist?
+    }
+    assert _object_grants(resources, "WorkerFunction") == {
+        "s3:GetObject": {"inputs", "uploads"},
+        "s3:PutObject": {"results"},
+    }
+    # Download links: of results (GET .../result), and of inputs kept apart (GET .../input).
+    assert _object_grants(resources, "ResultFunction") == {"s3:GetObject": {"results", "inputs", "uploads"}}
+    assert _object_grants(resources, "DeadLetterFunction") == {}
+
+
+def test_template_payload_bucket_is_private_encrypted_tls_only_and_expires_with_the_tasks(
+    resources: dict[str, Any],
+) -> None:
+    bucket = resources["PayloadBucket"]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"] == dict.fromkeys(
+        ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True
+    )
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert (rule["Status"], rule["ExpirationInDays"]) == ("Enabled", {"Ref": "TaskRetentionDays"})
+    assert "Prefix" not in rule  # every object
+    assert "Filter" not in rule
+    (statement,) = resources["PayloadBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == ("Deny", "*", "s3:*")
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
 def test_template_function_roles_grant_no_wildcards(resources: dict[str, Any]) -> None:
     for name in FUNCTIONS:
         role = resources[resources[name]["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
@@ -346,7 +404,7 @@ def test_template_function_roles_grant_no_wildcards(resources: dict[str, Any]) -
                 for action in as_list(statement["Action"]):
                     assert "*" not in action, (name, action)
                 for resource in as_list(statement["Resource"]):
-                    assert "*" not in json.dumps(resource), (name, resource)
+                    assert "*" not in json.dumps(resource) or _payload_prefix(resource), (name, resource)
 
 
 def test_template_permissions_boundary_is_scoped(resources: dict[str, Any]) -> None:
@@ -358,8 +416,13 @@ def test_template_permissions_boundary_is_scoped(resources: dict[str, Any]) -> N
             assert all(action.startswith(UNSCOPABLE_ACTION_PREFIXES) for action in actions), actions
         else:
             for resource in as_list(statement["Resource"]):
-                # One of the stack's own resources: an ARN attribute, a secret's Ref (its ARN), the table's index.
-                assert set(resource) == {"Fn::GetAtt"} or resource in ({"Ref": "TaskIdSecret"}, OWNER_INDEX_ARN)
+                # One of the stack's own resources: an ARN attribute, a secret's Ref (its ARN), the payload bucket's
+                # objects, the table's index.
+                assert (
+                    set(resource) == {"Fn::GetAtt"}
+                    or resource in ({"Ref": "TaskIdSecret"}, OWNER_INDEX_ARN)
+                    or resource == {"Fn::Sub": "${PayloadBucket.Arn}/*"}
+                ), resource
     log_groups = next(s for s in _statements(document) if "logs:PutLogEvents" in s["Action"])["Resource"]
     assert {group["Fn::GetAtt"][0] for group in log_groups} == {
         "SubmitLogGroup",

@@ -28,7 +28,10 @@ def test_the_models_are_what_the_script_writes_from_the_installed_botocore(servi
 
 def test_every_operation_the_functions_call_is_in_the_models() -> None:
     called = {
-        method for path in (ROOT / "functions").rglob("*.py") for method in _CLIENT_CALL.findall(path.read_text())
+        method
+        for path in (ROOT / "functions").rglob("*.py")
+        for method in _CLIENT_CALL.findall(path.read_text())
+        if not method.startswith("generate_presigned_")  # signed locally: no operation is called
     }
     modelled = {xform_name(operation) for operations in OPERATIONS.values() for operation in operations}
 
@@ -45,7 +48,8 @@ def test_the_functions_clients_read_the_cut_models_and_a_tasks_clients_the_full_
         "Query",
         "UpdateItem",
     ]
-    assert sqs_client().meta.service_model.operation_names == ["SendMessage", "SendMessageBatch"]
+    assert "SendMessage" in sqs_client().meta.service_model.operation_names
+    assert "ReceiveMessage" not in sqs_client().meta.service_model.operation_names
     assert "Query" in boto3.client("dynamodb").meta.service_model.operation_names
 
 

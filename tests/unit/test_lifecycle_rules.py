@@ -169,3 +169,9 @@ def test_a_live_lease_or_a_later_delivery_keeps_the_task_running() -> None:
 def test_an_expired_or_absent_record_is_seen_as_none() -> None:
     assert view(None, NOW) is None
     assert view(QUEUED, QUEUED.expires_at) is None
+
+
+def test_the_design_document_draws_the_lifecycle_as_the_stores_apply_it() -> None:
+    from tools.lifecycle_doc import DESIGN, render
+
+    assert render() in DESIGN.read_text(), "run `make docs`"

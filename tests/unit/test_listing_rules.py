@@ -15,7 +15,6 @@ from core.errors import MalformedRequest
 from core.listing import (
     DEFAULT_LIMIT,
     MAX_EXAMINED,
-    MAX_LISTED_RESULT_BYTES,
     Listing,
     ListPosition,
     listed,
@@ -240,13 +239,12 @@ def test_a_rare_status_ends_a_page_after_max_examined_records_with_a_cursor() ->
     assert second["next_cursor"] is None
 
 
-def test_a_listed_task_is_what_get_shows_but_for_a_large_result() -> None:
+def test_a_listed_task_is_what_get_shows_but_a_result_kept_apart_has_no_link() -> None:
     small = record(1, status=TaskStatus.SUCCEEDED, result_json=json.dumps({"a": 1}), finished_at=NOW)
-    large = replace(small, result_json=json.dumps(["x" * MAX_LISTED_RESULT_BYTES]))
+    large = replace(small, result_json=None, result_ref=f"results/{small.task_id}", result_bytes=9000)
 
     assert listed(small) == small.to_public()
-    assert "result" in large.to_public()
-    assert listed(large) == {
-        **{key: value for key, value in large.to_public().items() if key != "result"},
-        "result_omitted": True,
-    }
+    assert "result" in listed(small)
+    assert listed(large) == {**large.to_public(), "result_bytes": 9000}
+    assert "result_url" not in listed(large)
+    assert "result" not in listed(large)

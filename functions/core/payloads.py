@@ -1,0 +1,160 @@
+"""Inputs and results too large for the task's record, in the payload bucket (the claim-check pattern): the record
+keeps the object's key. Also the caller's own uploads, which never pass through Lambda.
+
+Keys: `inputs/<task_id>/<digest>` (an inline body too large for the record), `uploads/<owner digest>/<upload_id>` (an upload;
+the owner's digest in the key binds it to the caller who asked for it), `results/<task_id>`. The bucket's lifecycle
+rule expires every object with the task's retention.
+
+Thresholds, from the cost arithmetic (docs/performance.md): every write of a record costs one DynamoDB write unit per
+KB of the whole item ($0.625 per million) and a task's record is written 2 to 3 times or more (created, claimed,
+finished, and once a second of progress), while S3 charges $5.40 per million for a PUT and a GET whatever the size.
+Above ≈ 2 KB the bucket is cheaper for an input; a result, written once and read by each poll, breaks even higher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+import msgspec
+
+from core.aws_errors import AwsError, error_code, is_aws_unavailable
+from core.errors import ServiceUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# An input this large or smaller stays in the record.
+INLINE_INPUT_MAX_BYTES = 2 * 1024
+# A result this large or smaller stays in the record, and GET shows it inline as the original API did.
+INLINE_RESULT_MAX_BYTES = 8 * 1024
+# The largest input a caller may upload.
+MAX_UPLOAD_BYTES = 1024**3
+# The largest result: S3's limit for one PutObject.
+MAX_RESULT_BYTES = 5 * 1024**3
+# How long an upload form may be used; an upload that starts in time may run past it.
+UPLOAD_URL_SECONDS = 3600
+# How long a result's download link works: short, as anyone holding it may read the result.
+RESULT_URL_SECONDS = 900
+
+
+class PayloadsUnavailable(ServiceUnavailable):
+    """The payload bucket did not answer (throttled, failing on AWS's side, out of reach)."""
+
+
+class UploadForm(msgspec.Struct, frozen=True):
+    """A presigned POST: send `fields` and then the file, as multipart/form-data, to `url`."""
+
+    url: str
+    fields: dict[str, str]
+
+
+def input_key(task_id: str, data: bytes) -> str:
+    """Named after its content too: an idempotent replay with another body (refused, 409) stores it apart, and so
+    never overwrites the input of the task it names."""
+    return f"inputs/{task_id}/{hashlib.sha256(data).hexdigest()[:32]}"
+
+
+def result_key(task_id: str) -> str:
+    return f"results/{task_id}"
+
+
+def upload_key(owner: str, upload_id: str) -> str:
+    digest = hashlib.sha256(owner.encode()).hexdigest()[:32]
+    return f"uploads/{digest}/{upload_id}"
+
+
+class PayloadStore(Protocol):
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes; None when there is none (never stored, or expired)."""
+
+    def size(self, key: str) -> int | None:
+        """The object's size in bytes; None when there is none."""
+
+    def download_url(self, key: str, expires_seconds: int) -> str: ...
+
+    def upload_form(self, key: str, max_bytes: int, expires_seconds: int) -> UploadForm: ...
+
+
+def _translated(error: Exception) -> Exception:
+    if is_aws_unavailable(error):
+        return PayloadsUnavailable("the payload store is busy or unavailable; try again")
+    return error
+
+
+class S3PayloadStore:
+    def __init__(self, bucket: str, client: Callable[[], S3Client]) -> None:
+        self._bucket = bucket
+        # Built at first use: most invocations move no payload and never need the client.
+        self._client_factory = client
+
+    @property
+    def _client(self) -> S3Client:
+        return self._client_factory()
+
+    def put(self, key: str, data: bytes) -> None:
+        try:
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType="application/json")
+        except AwsError as error:
+            raise _translated(error) from error
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            response = self._client.get_object(Bucket=self._bucket, Key=key)
+        except AwsError as error:
+            if error_code(error) in ("NoSuchKey", "404"):
+                return None
+            raise _translated(error) from error
+        return response["Body"].read()
+
+    def size(self, key: str) -> int | None:
+        try:
+            response = self._client.head_object(Bucket=self._bucket, Key=key)
+        except AwsError as error:
+            if error_code(error) in ("NoSuchKey", "404"):
+                return None
+            raise _translated(error) from error
+        return int(response["ContentLength"])
+
+    def download_url(self, key: str, expires_seconds: int) -> str:
+        # Signed here, with the function's own credentials: no request to AWS.
+        url: str = self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_seconds
+        )
+        return url
+
+    def upload_form(self, key: str, max_bytes: int, expires_seconds: int) -> UploadForm:
+        # A POST policy rather than a presigned PUT: S3 itself refuses a file over max_bytes.
+        form = self._client.generate_presigned_post(
+            Bucket=self._bucket,
+            Key=key,
+            Conditions=[["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires_seconds,
+        )
+        return UploadForm(url=str(form["url"]), fields={str(k): str(v) for k, v in form["fields"].items()})
+
+
+class InMemoryPayloadStore:
+    """The payload bucket in memory, for domain tests: URLs are not reachable, only recognisable."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, key: str, data: bytes) -> None:
+        self.objects[key] = bytes(data)
+
+    def get(self, key: str) -> bytes | None:
+        return self.objects.get(key)
+
+    def size(self, key: str) -> int | None:
+        data = self.objects.get(key)
+        return None if data is None else len(data)
+
+    def download_url(self, key: str, expires_seconds: int) -> str:
+        return f"memory://payloads/{key}?expires={expires_seconds}"
+
+    def upload_form(self, key: str, max_bytes: int, expires_seconds: int) -> UploadForm:
+        return UploadForm(url="memory://payloads", fields={"key": key, "max_bytes": str(max_bytes)})
