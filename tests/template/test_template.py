@@ -346,17 +346,25 @@ def _payload_prefix(resource: Any) -> str | None:
     return match.group(1) if match and match.group(1) in PAYLOAD_PREFIXES else None
 
 
-def _object_grants(resources: dict[str, Any], function: str) -> dict[str, set[str]]:
-    """The payload bucket's prefixes each S3 action is allowed on, for one function."""
+def _allowed(resources: dict[str, Any], function: str, service: str) -> dict[str, list[Any]]:
+    """Each action of one service (`s3:`, `dynamodb:`) the function's role allows, with the resources it allows it on."""
     role = resources[resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
-    grants: dict[str, set[str]] = {}
+    allowed: dict[str, list[Any]] = {}
     for policy in role.get("Policies", []):
         for statement in _statements(policy["PolicyDocument"]):
             for action in as_list(statement["Action"]):
-                if action.startswith("s3:"):
-                    prefixes = {_payload_prefix(resource) for resource in as_list(statement["Resource"])}
-                    assert None not in prefixes, (function, statement)
-                    grants.setdefault(action, set()).update(p for p in prefixes if p)
+                if action.startswith(service):
+                    allowed.setdefault(action, []).extend(as_list(statement["Resource"]))
+    return allowed
+
+
+def _object_grants(resources: dict[str, Any], function: str) -> dict[str, set[str]]:
+    """The payload bucket's prefixes each S3 action is allowed on, for one function."""
+    grants: dict[str, set[str]] = {}
+    for action, allowed in _allowed(resources, function, "s3:").items():
+        prefixes = {_payload_prefix(resource) for resource in allowed}
+        assert None not in prefixes, (function, action, allowed)
+        grants[action] = {prefix for prefix in prefixes if prefix}
     return grants
 
 
@@ -448,18 +456,6 @@ def test_template_only_submit_and_result_may_read_the_task_id_secret(resources: 
         assert variables["TASK_ID_SECRET_ARN"] == {"Ref": "TaskIdSecret"}
 
 
-def _table_actions(resources: dict[str, Any], function: str) -> dict[str, list[Any]]:
-    """Each DynamoDB action the function's role allows, with the resources it allows it on."""
-    role = resources[resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
-    allowed: dict[str, list[Any]] = {}
-    for policy in role.get("Policies", []):
-        for statement in _statements(policy["PolicyDocument"]):
-            for action in as_list(statement["Action"]):
-                if action.startswith("dynamodb:"):
-                    allowed.setdefault(action, []).extend(as_list(statement["Resource"]))
-    return allowed
-
-
 def test_template_owner_index_is_the_stores_projecting_only_what_never_changes(
     sam_template: dict[str, Any], resources: dict[str, Any]
 ) -> None:
@@ -483,7 +479,7 @@ def test_template_owner_index_is_the_stores_projecting_only_what_never_changes(
 def test_template_only_result_may_list_and_only_through_the_owner_index(resources: dict[str, Any]) -> None:
     table = {"Fn::GetAtt": ["TasksTable", "Arn"]}
     for name in FUNCTIONS:
-        allowed = _table_actions(resources, name)
+        allowed = _allowed(resources, name, "dynamodb:")
         assert "dynamodb:Scan" not in allowed, name
         if name == "ResultFunction":
             assert allowed["dynamodb:Query"] == [OWNER_INDEX_ARN]
