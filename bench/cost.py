@@ -22,6 +22,9 @@ PER_MILLION = 1e6
 # Operations that consume write or read request units (items here are well under 1 KB; see the README).
 _WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
 _READS = frozenset({"GetItem"})
+# A new record also writes the table's owner index, once: its projection holds only attributes that never change, so
+# no update writes it again (template.yaml, docs/design.md); an entry is ≈ 170 bytes, one write unit.
+INDEX_WRITES_PER_PUT = 1
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,9 @@ def usd_per_million_tasks(
             dynamodb_read += count * DYNAMODB_PER_READ_UNIT
     lines["sqs"] = sqs
     lines["dynamodb.writes"] = dynamodb_write
+    lines["dynamodb.index_writes"] = (
+        requests_per_task.get("dynamodb.PutItem", 0.0) * INDEX_WRITES_PER_PUT * DYNAMODB_PER_WRITE_UNIT
+    )
     lines["dynamodb.reads"] = dynamodb_read
     per_million = {key: value * PER_MILLION for key, value in lines.items()}
     per_million["total"] = sum(per_million.values())
@@ -87,6 +93,8 @@ def arithmetic(
             out.append(f"  DynamoDB {operation:<12} {count:.3f} WRU x $0.625/M = ${count * 0.625:.3f}")
         elif operation in _READS:
             out.append(f"  DynamoDB {operation:<12} {count:.3f} RRU x $0.125/M = ${count * 0.125:.3f}")
+    index_writes = requests_per_task.get("dynamodb.PutItem", 0.0) * INDEX_WRITES_PER_PUT
+    out.append(f"  DynamoDB owner index  {index_writes:.3f} WRU x $0.625/M = ${index_writes * 0.625:.3f}")
     total = usd_per_million_tasks(requests_per_task, functions, api_requests_per_task=api_requests_per_task)["total"]
     out.append(f"  total                 ${total:.3f} per million tasks (the tasks' own run time excluded)")
     return out
