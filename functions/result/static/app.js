@@ -5,7 +5,6 @@
 const base = new URL(".", window.location.href);
 const TOKEN_KEY = "lrt-token";
 const REFRESH_MS = 2000;
-const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
 
 const $ = (id) => document.getElementById(id);
 const state = { schemas: {}, tasks: {}, items: [], extra: [], cursor: null, timer: null, selected: null, loading: false };
@@ -204,8 +203,10 @@ async function refresh() {
     const { status, data } = await api("GET", listPath(null));
     if (status === 200) {
       state.items = data.items;
-      state.extra = [];
-      state.cursor = data.next_cursor;
+      // Pages added with "Show more" stay, and so does where they stopped; the first page is read afresh.
+      const fresh = new Set(data.items.map((item) => item.task_id));
+      state.extra = state.extra.filter((item) => !fresh.has(item.task_id));
+      if (!state.extra.length) state.cursor = data.next_cursor;
       render();
       notice("");
     } else if (status >= 400 && status !== 401 && status !== 403) {
@@ -317,12 +318,13 @@ document.addEventListener("DOMContentLoaded", () => {
     if (await loadDocument()) await refresh();
   });
   $("forget").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); notice("Token forgotten."); });
-  $("filters").addEventListener("change", () => refresh());
+  $("filters").addEventListener("change", () => {
+    state.extra = [];
+    state.cursor = null;
+    refresh();
+  });
   $("submit-task").addEventListener("change", buildForm);
   $("submit").addEventListener("submit", submitTask);
   $("more").addEventListener("click", more);
-  for (const box of document.querySelectorAll("#filters input[name=status]")) {
-    if (!STATUSES.includes(box.value)) box.remove();
-  }
   start();
 });
