@@ -17,6 +17,7 @@ data class at start-up, a quarter of the worker's cold start (docs/design.md), f
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict
 
@@ -65,18 +66,22 @@ class Heartbeat:
         self._visibility = visibility
         self._receipt_handle = receipt_handle
         self._timeout = visibility.visibility_timeout
+        # stop() and a beat on the scheduler's thread: without it, a beat could schedule the next after the stop.
+        self._lock = threading.Lock()
         self._next: Scheduled | None = scheduler.call_later(self._timeout / 2, self._beat)
 
     def _beat(self) -> None:
-        if self._next is None:
-            return
-        self._next = scheduler.call_later(self._timeout / 2, self._beat)
+        with self._lock:
+            if self._next is None:
+                return
+            self._next = scheduler.call_later(self._timeout / 2, self._beat)
         self._visibility.keep_hidden(self._receipt_handle, self._timeout)
 
     def stop(self) -> None:
-        if self._next is not None:
-            self._next.cancelled = True
-            self._next = None
+        with self._lock:
+            if self._next is not None:
+                self._next.cancelled = True
+                self._next = None
 
 
 def _heartbeat(visibility: MessageVisibility, record: Mapping[str, Any]) -> Heartbeat | None:

@@ -112,3 +112,28 @@ def test_the_table_shows_the_instruction_count_beside_the_cpu_time_when_there_is
 
     assert "x1.250 of bare (target <= 1.15)  MISSED" in table
     assert "1100.0 M instructions (valgrind)       x1.100 of bare  ok" in table
+
+
+def test_cost_of_a_task_with_payloads_counts_s3_requests_and_the_items_size() -> None:
+    from bench.cost import FunctionUse, api_requests, usd_per_million_tasks
+
+    # GIVEN a task whose input went by upload and whose result was kept in S3, with a 2.5 KB record
+    requests = {
+        "s3.PostObject": 1.0,  # the caller's upload
+        "s3.GetObject": 2.0,  # the worker reads the input; the caller downloads the result
+        "s3.PutObject": 1.0,  # the worker stores the result
+        "dynamodb.PutItem": 1.0,
+        "dynamodb.UpdateItem": 1.0,
+        "dynamodb.GetItem": 2.0,
+    }
+    functions = {"submit": FunctionUse(2.0, 10.0, 256)}
+
+    costs = usd_per_million_tasks(requests, functions, api_requests_per_task=3, item_bytes=2_500)
+
+    # THEN S3 costs $5 per million writes and $0.40 per million reads, DynamoDB a unit per KB written, per 4 KB read
+    assert costs["s3"] == pytest.approx(2 * 5.0 + 2 * 0.4)
+    assert costs["dynamodb.writes"] == pytest.approx(2 * 3 * 0.625)
+    assert costs["dynamodb.reads"] == pytest.approx(2 * 1 * 0.125)
+    assert costs["apigateway"] == pytest.approx(3.0)
+    # AND a request is billed per 512 KB of payload
+    assert (api_requests(0), api_requests(512 * 1024), api_requests(512 * 1024 + 1)) == (1, 1, 2)
