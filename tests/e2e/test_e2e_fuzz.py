@@ -38,9 +38,11 @@ SHAPE_CHECKED_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "422", "429"
 # A listing's cursor is any string to JSON Schema, and a 400 unless it is one the API issued for the same listing
 # (the follow-ups below pass real ones on).
 LISTING_STATUSES = ["2xx", "3xx", "400", "401", "403", "404", "429", "5xx"]
-# Listings of one kind all run the same code: a few examples each; GET /tasks gets more.
-LIST_KIND_MAX_EXAMPLES = 8
-LIST_ALL_MAX_EXAMPLES = 40
+# Listings of one kind all run the same code, as do the inputs of every task: a few examples each; GET /tasks gets
+# more. (The follow-ups reach each one's 200 with real ids and cursors.)
+LIST_KIND_MAX_EXAMPLES = 5
+LIST_ALL_MAX_EXAMPLES = 30
+INPUT_MAX_EXAMPLES = 5
 
 
 class FuzzSummary:
@@ -97,7 +99,11 @@ def api_schema(base_url: str) -> OpenApiSchema:
                     "checks": {"positive_data_acceptance": {"expected-statuses": LISTING_STATUSES}},
                 },
                 # No other method of these paths reaches a function: the gateway's own 404, not a 405.
-                {"include-path-regex": "/input$", "phases": {"coverage": {"unexpected-methods": []}}},
+                {
+                    "include-path-regex": "/input$",
+                    "generation": {"max-examples": INPUT_MAX_EXAMPLES},
+                    "phases": {"coverage": {"unexpected-methods": []}},
+                },
                 # JSON Schema cannot say that lengths agree across fields (y one per row of X, rows of one width):
                 # fit's schema-valid inputs may still be a 422 naming the field, which tests/unit check.
                 {
