@@ -21,6 +21,7 @@ from core.dynamodb_store import OWNER_INDEX, DynamoTaskStore
 from core.records import TaskFailure, TaskRecord, TaskStatus
 from devstack.resources import LocalResources
 from result.app import lambda_handler as result_handler
+from result.dashboard import STATIC
 from tests.support.driver import Driver, jwt_caller
 from tests.support.events import http_event, lambda_context
 
@@ -273,3 +274,14 @@ def test_an_input_kept_in_the_payload_bucket_is_a_303_to_its_link(driver: Driver
     stored = driver.s3.get_object(Bucket=driver.resources.payload_bucket, Key=key)["Body"].read()
     assert json.loads(stored) == {"values": values}
     assert theirs.status == 404
+
+
+def test_the_dashboards_script_never_writes_markup_and_keeps_the_token_in_the_tab() -> None:
+    # API data reaches the page as text nodes only; the token never outlives the tab, nor goes into a URL's query.
+    script = (STATIC / "app.js").read_text()
+
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in script, sink
+    assert "localStorage" not in script
+    assert "sessionStorage.setItem(TOKEN_KEY" in script
+    assert "Authorization = `Bearer ${token()}`" in script
