@@ -43,7 +43,15 @@ PASSTHROUGH_VARIABLES = ("MULTIPLY_DELAY_SECONDS",)
 # Modules whose lru_cache'd factories read the environment: cleared when the stack's environment changes.
 _CACHED_FACTORIES = {
     "core.settings": ("settings", "submit_settings", "worker_settings"),
-    "core.aws": ("dynamodb_client", "sqs_client", "task_store", "task_queue"),
+    "core.aws": (
+        "dynamodb_client",
+        "sqs_client",
+        "s3_client",
+        "task_store",
+        "task_queue",
+        "deferral_queue",
+        "payload_store",
+    ),
 }
 
 
