@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import requests
 
+from core.http import MAX_BODY_BYTES
+
 pytestmark = pytest.mark.e2e
 
 
@@ -110,8 +112,8 @@ def test_a_method_no_route_takes_is_refused_by_the_gateway_before_any_function(
     assert "message" in response.json()
 
 
-def test_body_over_256_kib_is_413(http: requests.Session, base_url: str) -> None:
-    body = '{"x": 1, "y": 2, "pad": "' + "a" * (256 * 1024) + '"}'
+def test_body_over_the_limit_is_413(http: requests.Session, base_url: str) -> None:
+    body = '{"x": 1, "y": 2, "pad": "' + "a" * MAX_BODY_BYTES + '"}'
     response = http.post(f"{base_url}/multiply", data=body, headers={"Content-Type": "application/json"}, timeout=10)
     assert response.status_code == 413
 
