@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install run services test lint format typecheck build deploy bench models docs clean
+.PHONY: install browser run services test lint format typecheck build deploy bench models docs clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/pip install --quiet checkov==3.3.30
 	touch $(CHECKOV_STAMP)
 
+# The dashboard's browser test drives Debian's Chromium: Playwright's own browser download cannot work offline.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
+
 # The handlers import `core` and `tasks` from functions/, as Lambda does from the package root.
 DEVSTACK := PYTHONPATH=functions:. $(PY) -m devstack
 
@@ -35,7 +39,7 @@ run: $(STAMP) ## the whole system on http://127.0.0.1:3000 (PORT to change)
 services: $(STAMP) ## only the emulated AWS services and the SQS poller, for `sam local start-api`
 	$(DEVSTACK) --no-api --write-env-vars env.json
 
-test: $(STAMP) $(CHECKOV_STAMP) lint typecheck ## unit, integration, template and end-to-end tests
+test: $(STAMP) $(CHECKOV_STAMP) browser lint typecheck ## unit, integration, template and end-to-end tests
 	$(PY) -m pytest
 
 lint: $(STAMP)

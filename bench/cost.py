@@ -25,6 +25,9 @@ PER_MILLION = 1e6
 # Operations that consume write or read request units, one per KB written / 4 KB read of the item.
 _WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
 _READS = frozenset({"GetItem"})
+# A new record also writes the table's owner index, once: its projection holds only attributes that never change, so
+# no update writes it again (template.yaml, docs/design.md); an entry is ≈ 170 bytes, one write unit.
+INDEX_WRITES_PER_PUT = 1
 _S3_WRITES = frozenset({"PutObject", "PostObject", "CopyObject", "CreateMultipartUpload", "UploadPart"})
 
 
@@ -83,6 +86,9 @@ def usd_per_million_tasks(
             s3 += count * (S3_PER_WRITE_REQUEST if operation in _S3_WRITES else S3_PER_READ_REQUEST)
     lines["sqs"] = sqs
     lines["dynamodb.writes"] = dynamodb_write
+    lines["dynamodb.index_writes"] = (
+        requests_per_task.get("dynamodb.PutItem", 0.0) * INDEX_WRITES_PER_PUT * DYNAMODB_PER_WRITE_UNIT
+    )
     lines["dynamodb.reads"] = dynamodb_read
     lines["s3"] = s3
     per_million = {key: value * PER_MILLION for key, value in lines.items()}
@@ -121,6 +127,8 @@ def arithmetic(
         elif service == "s3":
             price = 5.0 if operation in _S3_WRITES else 0.4
             out.append(f"  S3 {operation:<18} {count:.3f} req x ${price:.2f}/M = ${count * price:.3f}")
+    index_writes = requests_per_task.get("dynamodb.PutItem", 0.0) * INDEX_WRITES_PER_PUT
+    out.append(f"  DynamoDB owner index  {index_writes:.3f} WRU x $0.625/M = ${index_writes * 0.625:.3f}")
     total = usd_per_million_tasks(
         requests_per_task, functions, api_requests_per_task=api_requests_per_task, item_bytes=item_bytes
     )["total"]

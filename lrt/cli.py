@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO, get_args
 
@@ -153,6 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("task_id", metavar="ID")
     _timeout_option(sub)
     command("cancel", "cancel a queued or running task").add_argument("task_id", metavar="ID")
+    listing = commands.add_parser(
+        "ls", help="list your tasks, newest first", description="list your tasks, newest first", parents=[common]
+    )
+    listing.add_argument("task", metavar="TASK", nargs="?", help="only tasks of this kind, e.g. multiply")
+    listing.add_argument(
+        "--status",
+        action="append",
+        metavar="S",
+        help="only tasks in this state: queued, running, succeeded, failed, cancelled (repeat it, or S1,S2)",
+    )
+    listing.add_argument("--limit", type=int, default=20, metavar="N", help="at most N tasks, 1-100 (%(default)s)")
+    listing.add_argument("--cursor", help="go on from where a listing stopped (the cursor it printed)")
+    listing.add_argument("--json", action="store_true", help="the page as JSON, for scripts")
     return parser
 
 
@@ -209,6 +224,8 @@ def _submit(client: TaskClient, args: argparse.Namespace) -> TaskStatus:
 
 
 def _dispatch(client: TaskClient, args: argparse.Namespace) -> int:
+    if args.command == "ls":
+        return _list(client, args)
     if args.command == "submit":
         print(_submit(client, args).task_id)
         return EXIT_OK
@@ -221,6 +238,67 @@ def _dispatch(client: TaskClient, args: argparse.Namespace) -> int:
     )
     print(json.dumps(shown.raw, indent=2))
     return EXIT_OK
+
+
+def _list(client: TaskClient, args: argparse.Namespace) -> int:
+    statuses = [name for given in args.status or () for name in given.split(",")]
+    page = client.list(args.task, status=statuses, limit=args.limit, cursor=args.cursor)
+    if args.json:
+        print(json.dumps({"items": [item.raw for item in page.items], "next_cursor": page.next_cursor}, indent=2))
+        return EXIT_OK
+    for line in task_table(page.items, width=shutil.get_terminal_size().columns, now=datetime.now(UTC)):
+        print(line)
+    if page.next_cursor is not None:
+        print(f"lrt: more with --cursor {page.next_cursor}", file=sys.stderr)
+    return EXIT_OK
+
+
+def task_table(tasks: Sequence[TaskStatus], *, width: int, now: datetime) -> list[str]:
+    """A table of tasks (id, task, status, progress, created, duration) no wider than `width`: ids shorten to their
+    first 8 characters, then the date leaves the creation time, then task names are cut, as the width asks."""
+    if not tasks:
+        return ["no tasks"]
+    for short_id, short_time in ((False, False), (True, False), (True, True)):
+        rows = [_row(task, now, short_id=short_id, short_time=short_time) for task in tasks]
+        header = ["ID", "TASK", "STATUS", "PROGRESS", "CREATED", "DURATION"]
+        widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+        if sum(widths) + 2 * (len(widths) - 1) <= width:
+            break
+    spare = width - (sum(widths) + 2 * (len(widths) - 1))
+    if spare < 0:  # still too wide: the task names give way, down to a few characters
+        widths[1] = max(4, widths[1] + spare)
+    lines = []
+    for row in [header, *rows]:
+        cells = [_fit(cell, size) for cell, size in zip(row, widths, strict=True)]
+        lines.append("  ".join(cell.ljust(size) for cell, size in zip(cells, widths, strict=True)).rstrip()[:width])
+    return lines
+
+
+def _fit(text: str, size: int) -> str:
+    return text if len(text) <= size else text[: max(size - 1, 0)] + "…"
+
+
+def _row(task: TaskStatus, now: datetime, *, short_id: bool, short_time: bool) -> list[str]:
+    progress = 1.0 if task.status == "succeeded" else task.progress
+    created = task.created_at.astimezone() if task.created_at else None
+    return [
+        task.task_id[:8] if short_id else task.task_id,
+        task.task,
+        task.status,
+        f"{progress:.0%}" if progress is not None else "-",
+        created.strftime("%H:%M:%S" if short_time else "%Y-%m-%d %H:%M:%S") if created else "-",
+        _duration(task, now),
+    ]
+
+
+def _duration(task: TaskStatus, now: datetime) -> str:
+    if task.started_at is None:
+        return "-"
+    seconds = ((task.finished_at or now) - task.started_at).total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def _wait(client: TaskClient, task: str, task_id: str, timeout: float) -> int:

@@ -17,14 +17,14 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
@@ -112,6 +112,21 @@ class TaskStatus:
             retry_after=retry_after,
             result_url=body["result_url"] if isinstance(body.get("result_url"), str) else None,
         )
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    """A page of a listing: its tasks, newest first, and the cursor of the next page (None: the last page)."""
+
+    items: list[TaskStatus]
+    next_cursor: str | None
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> TaskPage:
+        items, cursor = body.get("items"), body.get("next_cursor")
+        if not isinstance(items, list) or not (cursor is None or isinstance(cursor, str)):
+            raise ApiError(200, "Unexpected response", "not a page of tasks", body)
+        return cls([TaskStatus.from_json(item) for item in items if isinstance(item, dict)], cursor)
 
 
 @dataclass(frozen=True)
@@ -321,6 +336,36 @@ class TaskClient:
         finished = self.wait(task, submitted.task_id, timeout=timeout, on_progress=on_progress)
         finished.raise_for_outcome()
         return finished.result
+
+    def list(
+        self,
+        task: str | None = None,
+        *,
+        status: str | Iterable[str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        """One page of the caller's tasks, newest first: of kind `task`, or of every kind; in the states `status`
+        names, or in any. Pass the page's `next_cursor` as `cursor` (with the same filters) for the next one."""
+        statuses = [status] if isinstance(status, str) else list(status or ())
+        query = [("status", name) for name in statuses]
+        query += [("limit", str(limit))] if limit is not None else []
+        query += [("cursor", cursor)] if cursor is not None else []
+        path = "/tasks" if task is None else _path(task)
+        response = self._send("GET", path + ("?" + urlencode(query) if query else ""))
+        return TaskPage.from_json(_json_object(response))
+
+    def iter_tasks(
+        self, task: str | None = None, *, status: str | Iterable[str] | None = None, page_size: int | None = None
+    ) -> Iterator[TaskStatus]:
+        """Every task of the listing, newest first, page after page (fetched as the iteration reaches them)."""
+        cursor = None
+        while True:
+            page = self.list(task, status=status, limit=page_size, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def _send(
         self,

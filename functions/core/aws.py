@@ -17,7 +17,7 @@ from botocore.config import Config
 from core.dynamodb_store import DynamoTaskStore
 from core.payloads import S3PayloadStore
 from core.queue import SqsTaskQueue
-from core.settings import settings, submit_settings, worker_settings
+from core.settings import result_settings, settings, submit_settings, worker_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -116,8 +116,17 @@ def deferral_queue() -> SqsTaskQueue:
     return SqsTaskQueue(worker_settings().queue_url, sqs_client())
 
 
+def _secret(arn: str) -> bytes:
+    return secretsmanager_client().get_secret_value(SecretId=arn)["SecretString"].encode()
+
+
 @lru_cache(maxsize=1)
 def id_secret() -> bytes:
     """The stack's key for idempotent task ids, read once per container (and only by one that needs it)."""
-    secret = secretsmanager_client().get_secret_value(SecretId=submit_settings().id_secret_arn)
-    return secret["SecretString"].encode()
+    return _secret(submit_settings().id_secret_arn)
+
+
+@lru_cache(maxsize=1)
+def listing_secret() -> bytes:
+    """The same secret, as the result function reads it to sign and check list cursors (core.listing)."""
+    return _secret(result_settings().id_secret_arn)

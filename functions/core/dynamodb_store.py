@@ -4,13 +4,15 @@ condition, so races resolve in the table. AWS failures leave as domain errors (T
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from core.aws_errors import AwsError, error_code, is_aws_unavailable
 from core.errors import StoreUnavailable
 from core.lifecycle import TRANSITIONS, Write
+from core.listing import ListPosition, OwnedTasks
 from core.records import TaskFailure, TaskRecord, TaskStatus
 from core.store import TransitionRefused
 
@@ -19,6 +21,18 @@ if TYPE_CHECKING:
 
 _STATUS = "#status"
 _NAMES = {_STATUS: "status"}
+# The table's global secondary index of each owner's tasks by creation time (template.yaml, TasksTable; a test keeps the
+# two alike). Besides the keys it holds a task's name and expiry, which never change: a task's creation writes it once,
+# and none of the updates of its run do (docs/design.md, "Listing and the dashboard").
+OWNER_INDEX = "by-owner"
+# Index entries one Query reads when it filters by task name (≈ 150 bytes each: 200 are ≈ 4 read units at most).
+TASK_FILTER_READ = 200
+# Queries of the index one page makes at most before it answers with what it found and where to go on.
+MAX_INDEX_QUERIES = 5
+# BatchGetItem reads at most 100 items a call, and hands back what it could not read (UnprocessedKeys): asked again
+# after these pauses, as AWS advises (exponential backoff), then the store is unavailable.
+BATCH_GET_MAX_KEYS = 100
+BATCH_GET_BACKOFF_SECONDS = (0.05, 0.1, 0.2, 0.4)
 
 
 def _s(value: str) -> dict[str, Any]:
@@ -129,10 +143,15 @@ def _domain_errors() -> Iterator[None]:
         raise
 
 
+def _position(key: dict[str, Any]) -> ListPosition:
+    return ListPosition(float(key["created_at"]["N"]), key["task_id"]["S"])
+
+
 class DynamoTaskStore:
-    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+    def __init__(self, table_name: str, client: DynamoDBClient, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._table = table_name
         self._client = client
+        self._sleep = sleep
 
     def _key(self, task_id: str) -> dict[str, Any]:
         return {"task_id": _s(task_id)}
@@ -293,6 +312,79 @@ class DynamoTaskStore:
             values.update(failure_values | {":outcome": _s(TaskStatus.FAILED)})
         update = "SET " + ", ".join(assignments) + " REMOVE lease_until"
         return self._update_unchanged(expected, Write.FINISH, update, values, names)
+
+    def list_owned(
+        self, owner: str, *, task: str | None, after: ListPosition | None, limit: int, now: float
+    ) -> OwnedTasks:
+        """The owner index, newest first, then the records it names (BatchGetItem, strongly consistent: a page shows
+        each task as a GET right after would). Expired records and other kinds of task are filtered out in the index,
+        before any record is read."""
+        names = {"#owner": "owner"}
+        values = {":owner": _s(owner), ":now": _n(now)}
+        kept = "expires_at > :now"
+        if task is not None:
+            names["#task"] = "task"
+            values[":task"] = _s(task)
+            kept += " AND #task = :task"
+        start = None if after is None else self._index_key(owner, after)
+        keys: list[dict[str, Any]] = []
+        position: ListPosition | None = None
+        for _ in range(MAX_INDEX_QUERIES):
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": OWNER_INDEX,
+                "KeyConditionExpression": "#owner = :owner",
+                "FilterExpression": kept,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+                "ScanIndexForward": False,
+                # Limit counts the entries read, before the filter (a filtered page reads further).
+                "Limit": limit if task is None else max(limit, TASK_FILTER_READ),
+            }
+            if start is not None:
+                request["ExclusiveStartKey"] = start
+            with _domain_errors():
+                response = self._client.query(**request)
+            items = response.get("Items", [])
+            wanted = limit - len(keys)
+            keys += items[:wanted]
+            last = response.get("LastEvaluatedKey")
+            if len(items) > wanted:
+                position = _position(keys[-1])  # cut short inside this response: go on after the last one kept
+                break
+            position = None if last is None else _position(last)
+            if last is None or len(keys) == limit:
+                break
+            start = last
+        return OwnedTasks(self._records([key["task_id"]["S"] for key in keys]), position)
+
+    @staticmethod
+    def _index_key(owner: str, position: ListPosition) -> dict[str, Any]:
+        return {"owner": _s(owner), "created_at": _n(position.created_at), "task_id": _s(position.task_id)}
+
+    def _records(self, task_ids: Sequence[str]) -> tuple[TaskRecord, ...]:
+        """The records of `task_ids`, in that order; one deleted since the index named it (withdrawn, or removed by
+        its TTL) is left out."""
+        if not task_ids:
+            return ()
+        if len(task_ids) > BATCH_GET_MAX_KEYS:
+            raise ValueError(f"at most {BATCH_GET_MAX_KEYS} records at once, not {len(task_ids)}")
+        found: dict[str, TaskRecord] = {}
+        pending: dict[str, Any] = {
+            self._table: {"Keys": [self._key(task_id) for task_id in task_ids], "ConsistentRead": True}
+        }
+        for pause in (*BATCH_GET_BACKOFF_SECONDS, None):
+            with _domain_errors():
+                response = self._client.batch_get_item(RequestItems=pending)
+            for item in response.get("Responses", {}).get(self._table, []):
+                record = from_item(item)
+                found[record.task_id] = record
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                return tuple(found[task_id] for task_id in task_ids if task_id in found)
+            if pause is not None:
+                self._sleep(pause)
+        raise StoreUnavailable("the task store is busy: some tasks of this page could not be read; try again")
 
 
 def _failure_assignments(error: TaskFailure) -> tuple[str, dict[str, Any]]:

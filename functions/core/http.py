@@ -43,6 +43,8 @@ TASK_ROUTE = "/{task}"
 TASK_ID_ROUTE = "/{task}/{task_id}"
 RESULT_ROUTE = "/{task}/{task_id}/result"
 UPLOADS_ROUTE = "/uploads"
+ALL_TASKS_ROUTE = "/tasks"
+TASK_INPUT_ROUTE = "/{task}/{task_id}/input"
 
 
 def dumps(body: Any) -> str:
@@ -98,6 +100,11 @@ class Request(msgspec.Struct, frozen=True):
     def request_id(self) -> str | None:
         request_id = self.event["requestContext"].get("requestId")
         return str(request_id) if request_id else None
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The query string's parameters, URL-decoded by API Gateway; a repeated one arrives joined with commas."""
+        return {str(key): str(value) for key, value in (self.event.get("queryStringParameters") or {}).items()}
 
     def header(self, name: str) -> str | None:
         """Case-insensitive, as HTTP headers are (HTTP APIs lowercase them; other callers may not)."""

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import msgspec
 
 from core.lifecycle import TRANSITIONS, Guard, Write
+from core.listing import ListPosition, OwnedTasks
 from core.records import TaskFailure, TaskRecord, TaskStatus
 from core.store import TransitionRefused
 
@@ -141,3 +142,23 @@ class InMemoryTaskStore:
                 record, status=TaskStatus.FAILED, finished_at=now, lease_until=None, error=error
             ),
         )
+
+    def list_owned(
+        self, owner: str, *, task: str | None, after: ListPosition | None, limit: int, now: float
+    ) -> OwnedTasks:
+        with self._lock:
+            records = list(self._records.values())
+        # The owner index's order: by creation time, then (for records created at the same instant) by id.
+        newest_first = sorted(records, key=lambda record: (record.created_at, record.task_id), reverse=True)
+        start = (after.created_at, after.task_id) if after is not None else None
+        matching = [
+            record
+            for record in newest_first
+            if record.owner == owner
+            and (task is None or record.task == task)
+            and not record.is_expired(now)
+            and (start is None or (record.created_at, record.task_id) < start)
+        ]
+        page = tuple(matching[:limit])
+        more = len(matching) > limit
+        return OwnedTasks(page, ListPosition.of(page[-1]) if more and page else None)

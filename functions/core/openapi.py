@@ -7,12 +7,46 @@ from typing import Any
 import msgspec
 
 from core.http import MAX_BODY_BYTES
+from core.listing import DEFAULT_LIMIT, MAX_EXAMINED, MAX_LIMIT
+from core.records import TaskStatus
 from core.registry import tasks
 from core.service import MAX_IDEMPOTENCY_KEY_LENGTH
 
 _TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before polling", "schema": {"type": "integer"}}}
+_STATUSES = [status.value for status in TaskStatus]
+_LIST_PARAMETERS = [
+    {
+        "name": "status",
+        "in": "query",
+        "required": False,
+        "description": "Only tasks in these states (repeat the parameter, or separate states with commas).",
+        "style": "form",
+        "explode": True,
+        "schema": {"type": "array", "minItems": 1, "items": {"enum": _STATUSES}},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": f"At most this many tasks (default {DEFAULT_LIMIT}).",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "description": "The previous page's next_cursor, unchanged, with the same status filter; any other is a 400.",
+        "schema": {"type": "string", "minLength": 1},
+    },
+]
+_LIST_DESCRIPTION = (
+    "The caller's tasks, newest first, each as GET shows it, but that a result kept in the payload bucket is given by "
+    "its size (result_bytes) without a link: GET /{task}/{task_id}/result gets it. A page examines at most "
+    f"{MAX_EXAMINED} tasks: with a status filter it may hold fewer than limit, none even, and still have a next_cursor."
+)
+_TASK_LIST = {"application/json": {"schema": {"$ref": "#/components/schemas/TaskList"}}}
 
 
 def _status_schema(result_schema: dict[str, Any]) -> dict[str, Any]:
@@ -29,6 +63,7 @@ def _status_schema(result_schema: dict[str, Any]) -> dict[str, Any]:
             "started_at": {"type": ["string", "null"], "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"},
             "result": result_schema,
+            "result_bytes": {"type": "integer", "minimum": 0, "description": "The size of a result kept apart"},
             "error": {
                 "type": "object",
                 "required": ["type", "message"],
@@ -39,8 +74,31 @@ def _status_schema(result_schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
-    paths: dict[str, Any] = {}
-    schemas: dict[str, Any] = {"TaskStatus": _status_schema({})}
+    schemas: dict[str, Any] = {
+        "TaskStatus": _status_schema({}),
+        "TaskList": {
+            "type": "object",
+            "required": ["items", "next_cursor"],
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/TaskStatus"}},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        },
+    }
+    paths: dict[str, Any] = {
+        "/tasks": {
+            "get": {
+                "operationId": "list_tasks",
+                "summary": "List the caller's tasks of every kind",
+                "description": _LIST_DESCRIPTION,
+                "parameters": _LIST_PARAMETERS,
+                "responses": {
+                    "200": {"description": "A page of tasks", "content": _TASK_LIST},
+                    **dict.fromkeys(("400", "500", "503"), _PROBLEM),
+                },
+            }
+        }
+    }
     # One call for every model, so that two tasks sharing a nested model share its schema.
     input_refs, input_schemas = msgspec.json.schema_components(
         [definition.input_model for definition in tasks().values()], ref_template="#/components/schemas/{name}"
@@ -68,7 +126,28 @@ def openapi_document() -> dict[str, Any]:
                     "202": {"description": "Accepted: poll the Location", "content": status, "headers": _RETRY_AFTER},
                     **dict.fromkeys(("400", "404", "409", "413", "422", "500", "503"), _PROBLEM),
                 },
-            }
+            },
+            "get": {
+                "operationId": f"list_{name}",
+                "summary": f"List the caller's {name} tasks",
+                "description": _LIST_DESCRIPTION,
+                "parameters": _LIST_PARAMETERS,
+                "responses": {
+                    "200": {"description": "A page of tasks", "content": _TASK_LIST},
+                    **dict.fromkeys(("400", "404", "500", "503"), _PROBLEM),
+                },
+            },
+        }
+        paths[f"/{name}/{{task_id}}/input"] = {
+            "parameters": [_TASK_ID],
+            "get": {
+                "operationId": f"get_input_{name}",
+                "summary": "The task's input, as it was accepted",
+                "responses": {
+                    "200": {"description": "The input", "content": {"application/json": {"schema": input_ref}}},
+                    **dict.fromkeys(("400", "404", "500", "503"), _PROBLEM),
+                },
+            },
         }
         paths[f"/{name}/{{task_id}}"] = {
             "parameters": [_TASK_ID],

@@ -9,13 +9,23 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from core.errors import Conflict, InvalidInput, MalformedRequest, QueueUnavailable, StoreUnavailable, TaskNotFound
 from core.lifecycle import view
+from core.listing import (
+    MAX_EXAMINED,
+    MAX_LIMIT,
+    Listing,
+    ListPosition,
+    TaskPage,
+    listed,
+    parse_listing,
+    write_cursor,
+)
 from core.payloads import (
     INLINE_INPUT_MAX_BYTES,
     MAX_UPLOAD_BYTES,
@@ -81,8 +91,12 @@ def idempotent_task_id(secret: bytes, task: str, owner: str, idempotency_key: st
     return str(uuid.UUID(bytes=bytes(digest[:16])))
 
 
+# Reads of the store one page makes at most, whatever its filters find (each read is bounded too: core.dynamodb_store).
+MAX_LIST_READS = 4
+
+
 def _no_secret() -> bytes:
-    raise RuntimeError("TaskService needs id_secret to accept an Idempotency-Key")
+    raise RuntimeError("TaskService needs id_secret to accept an Idempotency-Key or to list tasks")
 
 
 class TaskService:
@@ -100,7 +114,8 @@ class TaskService:
         self._queue = queue
         self._payloads = payloads
         self._retention_seconds = retention_days * SECONDS_PER_DAY
-        # Called only for an idempotent submission: plain ones never pay for fetching the secret.
+        # The stack's secret, which idempotent ids and list cursors derive their keys from. Called only for an idempotent
+        # submission or a listing: plain submissions never pay for fetching it.
         self._id_secret = id_secret
         self._clock = clock
 
@@ -257,6 +272,38 @@ class TaskService:
         if record.status is TaskStatus.CANCELLED:
             return record  # cancelling twice is not an error: DELETE is idempotent
         raise Conflict(f"task {record.task_id} is {record.status.value} and can no longer be cancelled")
+
+    def list_tasks(self, listing: Listing) -> TaskPage:
+        """The caller's tasks a listing asks for, newest first, as GET shows each (core.lifecycle.view), and where the
+        next page starts. A status filter is applied here, to the status a reader sees: a page that has examined
+        MAX_EXAMINED records, or read the store MAX_LIST_READS times, ends there, with fewer tasks than asked."""
+        now = self._clock()
+        found: list[TaskRecord] = []
+        position = listing.after
+        examined = 0
+        for _ in range(MAX_LIST_READS):
+            # Without a status filter every record read is shown: read no more than the page holds.
+            wanted = listing.limit - len(found) if not listing.statuses else min(MAX_LIMIT, MAX_EXAMINED - examined)
+            owned = self._store.list_owned(listing.owner, task=listing.task, after=position, limit=wanted, now=now)
+            position = owned.next
+            for index, record in enumerate(owned.records):
+                examined += 1
+                visible = view(record, now)
+                if visible is not None and listing.shows(visible):
+                    found.append(visible)
+                if len(found) == listing.limit or examined >= MAX_EXAMINED:
+                    last = index == len(owned.records) - 1
+                    return TaskPage(tuple(found), owned.next if last else ListPosition.of(record))
+            if position is None:
+                break
+        return TaskPage(tuple(found), position)
+
+    def list_page(self, parameters: Mapping[str, str], *, owner: str, task: str | None = None) -> dict[str, Any]:
+        """GET /<task> and GET /tasks: the page the query parameters ask for, as the API answers it."""
+        listing = parse_listing(parameters, owner=owner, task=task, cursor_key=self._id_secret)
+        page = self.list_tasks(listing)
+        next_cursor = None if page.next is None else write_cursor(page.next, listing, self._id_secret())
+        return {"items": [listed(record) for record in page.records], "next_cursor": next_cursor}
 
 
 def _upload_refused(why: str) -> InvalidInput:

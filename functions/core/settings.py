@@ -59,6 +59,15 @@ class SubmitSettings(Settings, frozen=True):
         )
 
 
+class ResultSettings(Settings, frozen=True):
+    # The stack's secret, which list cursors are signed with a key derived from (core.listing).
+    id_secret_arn: str
+
+    @classmethod
+    def from_env(cls) -> ResultSettings:
+        return cls(**msgspec.structs.asdict(Settings.from_env()), id_secret_arn=_required("TASK_ID_SECRET_ARN"))
+
+
 class WorkerSettings(Settings, frozen=True):
     # The task queue, where the messages a batch cannot run in time go back as new ones.
     queue_url: str
@@ -91,6 +100,11 @@ def settings() -> Settings:
 @lru_cache(maxsize=1)
 def submit_settings() -> SubmitSettings:
     return SubmitSettings.from_env()
+
+
+@lru_cache(maxsize=1)
+def result_settings() -> ResultSettings:
+    return ResultSettings.from_env()
 
 
 @lru_cache(maxsize=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from core.listing import ListPosition, OwnedTasks
 from core.records import TaskFailure, TaskRecord
 
 
@@ -17,8 +18,9 @@ class TransitionRefused(Exception):
 
 
 class TaskStore(Protocol):
-    """Every method but `get` is the lifecycle transition of the same name; each raises TransitionRefused with the
-    record as it stood when its condition does not hold, and StoreUnavailable when the store cannot be reached."""
+    """Every method but `get` and `list_owned` is the lifecycle transition of the same name; each raises
+    TransitionRefused with the record as it stood when its condition does not hold. Any method raises StoreUnavailable
+    when the store cannot be reached."""
 
     def create(self, record: TaskRecord, now: float) -> None:
         """Store a new queued record."""
@@ -64,3 +66,10 @@ class TaskStore(Protocol):
 
     def give_up(self, task_id: str, now: float, error: TaskFailure) -> TaskRecord:
         """queued, or running under a lapsed lease -> failed with `error`."""
+
+    def list_owned(
+        self, owner: str, *, task: str | None, after: ListPosition | None, limit: int, now: float
+    ) -> OwnedTasks:
+        """Up to `limit` records of `owner` (of kind `task`, if given) that have not expired at `now`, newest first,
+        from just after `after`; with where to go on from, None once there are no more. Not a transition: a read,
+        and not a strongly consistent one (a task created a moment ago may be missing)."""

@@ -1,9 +1,11 @@
 """GET /<task>/<task_id>: a task's status and result. DELETE: cancel a task that has not finished.
 GET /<task>/<task_id>/result: the result alone (303 to its download link when it is kept in the payload bucket).
-Only the task's owner sees it: to anyone else it is 404, as a task that never existed.
+GET /<task>/<task_id>/input: what it was given (303 likewise). GET /<task> and GET /tasks: the caller's tasks, newest
+first, a page at a time. Only the task's owner sees it: to anyone else it is 404, as a task that never existed.
+GET /dashboard: the page that shows all of it in a browser (result.dashboard).
 
 The task's record alone answers (its Retry-After is stored at submit), so the function starts without the task
-registry: as quick to start as a bare handler.
+registry: as quick to start as a bare handler. Only a listing of one kind of task loads it, to tell an unknown name.
 """
 
 from __future__ import annotations
@@ -13,19 +15,32 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.aws import payload_store, task_store
+from core.aws import listing_secret, payload_store, task_store
 from core.errors import Conflict
-from core.http import RESULT_ROUTE, TASK_ID_ROUTE, Request, Router, response, see_other, task_response
+from core.http import (
+    ALL_TASKS_ROUTE,
+    RESULT_ROUTE,
+    TASK_ID_ROUTE,
+    TASK_INPUT_ROUTE,
+    TASK_ROUTE,
+    Request,
+    Router,
+    dumps,
+    response,
+    see_other,
+    task_response,
+)
 from core.observability import logger, metrics
 from core.payloads import RESULT_URL_SECONDS
 from core.records import TaskRecord, TaskStatus
 from core.service import TaskService
 from core.settings import settings
+from result.dashboard import ASSET_ROUTES, DASHBOARD_ROUTE, serve_asset, serve_page
 
 
 @lru_cache(maxsize=1)
 def service() -> TaskService:
-    return TaskService(task_store(), retention_days=settings().retention_days)
+    return TaskService(task_store(), retention_days=settings().retention_days, id_secret=listing_secret)
 
 
 def result_url(record: TaskRecord) -> str | None:
@@ -64,7 +79,38 @@ def show_result(request: Request, task: str, task_id: str) -> dict[str, Any]:
     return response(200, record.result_json or "null", "application/json")
 
 
-route = Router({TASK_ID_ROUTE: {"GET": show, "DELETE": cancel}, RESULT_ROUTE: {"GET": show_result}})
+def show_input(request: Request, task: str, task_id: str) -> dict[str, Any]:
+    """The input as it was accepted: 200 with it when the record holds it, 303 to its download link when it is kept
+    in the payload bucket (large, or uploaded)."""
+    logger.set_correlation_id(task_id)
+    record = service().get(task, task_id, owner=request.owner)
+    if record.input_json is None and record.input_ref is not None:
+        return see_other(payload_store().download_url(record.input_ref, RESULT_URL_SECONDS))
+    return response(200, record.input_json or "null", "application/json")
+
+
+def list_kind(request: Request, task: str) -> dict[str, Any]:
+    from core.registry import get_task  # only a listing of one kind pays for the registry: 404 for an unknown name
+
+    get_task(task)
+    return response(200, dumps(service().list_page(request.query, owner=request.owner, task=task)), "application/json")
+
+
+def list_all(request: Request) -> dict[str, Any]:
+    return response(200, dumps(service().list_page(request.query, owner=request.owner)), "application/json")
+
+
+route = Router(
+    {
+        TASK_ID_ROUTE: {"GET": show, "DELETE": cancel},
+        RESULT_ROUTE: {"GET": show_result},
+        TASK_INPUT_ROUTE: {"GET": show_input},
+        TASK_ROUTE: {"GET": list_kind},
+        ALL_TASKS_ROUTE: {"GET": list_all},
+        DASHBOARD_ROUTE: {"GET": serve_page},
+        **{path: {"GET": serve_asset} for path in ASSET_ROUTES},
+    }
+)
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)

@@ -1,7 +1,7 @@
 """Schemathesis against the API's own OpenAPI document, as the stack serves it at GET /openapi.json.
 
-Every operation of every task registered at that time (POST /<task>, GET and DELETE /<task>/{task_id}) is
-called with generated inputs, valid and invalid, and every response is checked against the document with
+Every operation of every task registered at that time (POST and GET /<task>, GET and DELETE /<task>/{task_id},
+GET /<task>/{task_id}/input) and GET /tasks is called with generated inputs, valid and invalid, and every response is checked against the document with
 schemathesis's default checks: no 5xx, a documented status code, content type and headers, a body that
 matches its schema, invalid input refused with a 4xx, valid input accepted, 405 for an undeclared method.
 
@@ -35,6 +35,14 @@ TASK_PATH = "^/[^/]+$"
 TEST_TASK_PATH = "^/e2e-"
 # What schemathesis accepts for schema-valid data by default, and 422.
 SHAPE_CHECKED_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
+# A listing's cursor is any string to JSON Schema, and a 400 unless it is one the API issued for the same listing
+# (the follow-ups below pass real ones on).
+LISTING_STATUSES = ["2xx", "3xx", "400", "401", "403", "404", "429", "5xx"]
+# Listings of one kind all run the same code, as do the inputs of every task: a few examples each; GET /tasks gets
+# more. (The follow-ups reach each one's 200 with real ids and cursors.)
+LIST_KIND_MAX_EXAMPLES = 5
+LIST_ALL_MAX_EXAMPLES = 30
+INPUT_MAX_EXAMPLES = 5
 
 
 class FuzzSummary:
@@ -80,8 +88,29 @@ def api_schema(base_url: str) -> OpenApiSchema:
             "generation": {"max-examples": MAX_EXAMPLES},
             "phases": {"coverage": {"unexpected-methods": ROUTED_UNDECLARED_METHODS}},
             "operations": [
+                {
+                    "include-operation-id": "list_tasks",
+                    "generation": {"max-examples": LIST_ALL_MAX_EXAMPLES},
+                    "checks": {"positive_data_acceptance": {"expected-statuses": LISTING_STATUSES}},
+                },
+                {
+                    "include-operation-id-regex": "^list_",
+                    "generation": {"max-examples": LIST_KIND_MAX_EXAMPLES},
+                    "checks": {"positive_data_acceptance": {"expected-statuses": LISTING_STATUSES}},
+                },
+                # No other method of these paths reaches a function: the gateway's own 404, not a 405.
+                {
+                    "include-path-regex": "/input$",
+                    "generation": {"max-examples": INPUT_MAX_EXAMPLES},
+                    "phases": {"coverage": {"unexpected-methods": []}},
+                },
                 # JSON Schema cannot say that lengths agree across fields (y one per row of X, rows of one width):
                 # fit's schema-valid inputs may still be a 422 naming the field, which tests/unit check.
+                # JSON Schema's integer includes 319.0, which the API's exact types refuse (422, naming the field).
+                {
+                    "include-operation-id": "submit_huge-result",
+                    "checks": {"positive_data_acceptance": {"expected-statuses": SHAPE_CHECKED_STATUSES}},
+                },
                 {
                     "include-operation-id": "submit_fit",
                     "checks": {"positive_data_acceptance": {"expected-statuses": SHAPE_CHECKED_STATUSES}},
@@ -111,10 +140,13 @@ def _schemathesis_nodeid_on_pytest_9_2(request: pytest.FixtureRequest) -> None:
 def _follow_ups(
     case: schemathesis.Case[Any], response: schemathesis.Response, http: requests.Session
 ) -> list[tuple[schemathesis.Case[Any], schemathesis.Response]]:
-    """GET, then DELETE, a task that a generated input got accepted: the fuzzer's own ids are random, so only
-    these reach the 200, 202 and 409 answers of those operations. Cancelling also keeps the test-only tasks
-    from napping for any number of seconds, or failing into the dead-letter queue, under the tests that follow.
+    """GET its input, GET, then DELETE, a task that a generated input got accepted: the fuzzer's own ids are random,
+    so only these reach the 200, 202 and 409 answers of those operations. Cancelling also keeps the test-only tasks
+    from napping for any number of seconds, or failing into the dead-letter queue, under the tests that follow. And the
+    next page of a listing that has one, with the cursor it gave.
     """
+    if case.method == "GET" and "{task_id}" not in case.path:  # GET /tasks, GET /<task>: a listing
+        return _next_page(case, response, http)
     if case.method != "POST" or response.status_code != 202:
         return []
     try:
@@ -122,12 +154,27 @@ def _follow_ups(
     except (ValueError, KeyError, TypeError):
         return []  # not a task's status: the checks report it
     calls: list[tuple[schemathesis.Case[Any], schemathesis.Response]] = []
-    for method in ("GET", "DELETE"):
-        operation = case.operation.schema.find_operation_by_label(f"{method} {case.path}/{{task_id}}")
-        assert operation is not None, f"the document has no {method} {case.path}/{{task_id}}"
+    for method, path in (("GET", "/{task_id}/input"), ("GET", "/{task_id}"), ("DELETE", "/{task_id}")):
+        operation = case.operation.schema.find_operation_by_label(f"{method} {case.path}{path}")
+        assert operation is not None, f"the document has no {method} {case.path}{path}"
         follow_up = operation.Case(path_parameters={"task_id": task_id})
         calls.append((follow_up, follow_up.call(session=http, timeout=REQUEST_TIMEOUT_SECONDS)))
     return calls
+
+
+def _next_page(
+    case: schemathesis.Case[Any], response: schemathesis.Response, http: requests.Session
+) -> list[tuple[schemathesis.Case[Any], schemathesis.Response]]:
+    try:
+        cursor = response.json()["next_cursor"] if response.status_code == 200 else None
+    except (ValueError, KeyError, TypeError):
+        return []  # not a page: the checks report it
+    if not cursor:
+        return []
+    follow_up = case.operation.Case(query={**(case.query or {}), "cursor": cursor})
+    page = follow_up.call(session=http, timeout=REQUEST_TIMEOUT_SECONDS)
+    assert page.status_code == 200, page.text  # a cursor the API gave goes on with the listing it was given for
+    return [(follow_up, page)]
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

@@ -75,6 +75,26 @@ class Driver:
     def cancel(self, task: str, task_id: str, *, caller: Authorizer = None) -> HttpResponse:
         return _call(result_handler, http_event("DELETE", f"/{task}/{task_id}", authorizer=caller))
 
+    def input(self, task: str, task_id: str, *, caller: Authorizer = None) -> HttpResponse:
+        return _call(result_handler, http_event("GET", f"/{task}/{task_id}/input", authorizer=caller))
+
+    def list(self, task: str | None = None, *query: tuple[str, str], caller: Authorizer = None) -> HttpResponse:
+        """GET /<task>, or GET /tasks without a task, with the query parameters in order."""
+        path = "/tasks" if task is None else f"/{task}"
+        return _call(result_handler, http_event("GET", path, authorizer=caller, query=list(query)))
+
+    def list_all_pages(self, task: str | None = None, *query: tuple[str, str], caller: Authorizer = None) -> list[Any]:
+        """Every item of a listing, following next_cursor to its end."""
+        items: list[Any] = []
+        cursor: list[tuple[str, str]] = []
+        while True:
+            page = self.list(task, *query, *cursor, caller=caller)
+            assert page.status == 200, page.body
+            items += page.body["items"]
+            if page.body["next_cursor"] is None:
+                return items
+            cursor = [("cursor", page.body["next_cursor"])]
+
     def receive(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = self.sqs.receive_message(
             QueueUrl=self.resources.queue_url,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from devstack.lambdas import LambdaContext
 
@@ -21,9 +22,13 @@ def load_event(name: str) -> dict[str, Any]:
     return event
 
 
-# The template's routes, by the path parameters they take ("openapi.json" and "uploads" are routes of their own).
-ROUTES = {1: "/{task}", 2: "/{task}/{task_id}", 3: "/{task}/{task_id}/result"}
-STATIC_ROUTES = frozenset({"/openapi.json", "/uploads"})
+# The template's routes, by the path parameters they take (a third segment names a route of its own); literal
+# paths are routes of their own.
+ROUTES = {1: "/{task}", 2: "/{task}/{task_id}"}
+SUB_ROUTES = frozenset({"result", "input"})
+STATIC_ROUTES = frozenset(
+    {"/openapi.json", "/uploads", "/tasks", "/dashboard", "/dashboard/app.js", "/dashboard/app.css"}
+)
 
 
 def http_event(
@@ -33,16 +38,29 @@ def http_event(
     headers: dict[str, str] | None = None,
     *,
     authorizer: dict[str, Any] | None = None,
+    query: list[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The API Gateway event for a request, built from the sample events in events/: the route API Gateway matched
-    (routeKey, pathParameters) as it names them; `authorizer` as its authorizer would pass it (none: AuthType NONE)."""
+    (routeKey, pathParameters) as it names them; `authorizer` as its authorizer would pass it (none: AuthType NONE);
+    `query` as its parameters (a repeated one joined with commas, as payload 2.0 gives them)."""
     parts = path.strip("/").split("/")
     event = load_event("submit_multiply" if len(parts) == 1 else "result_get")
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
     event["requestContext"]["http"]["method"] = method
-    route = path if path in STATIC_ROUTES else ROUTES[len(parts)]
+    if path in STATIC_ROUTES:
+        route = path
+    elif len(parts) == 3 and parts[2] in SUB_ROUTES:
+        route = f"{ROUTES[2]}/{parts[2]}"
+    else:
+        route = ROUTES[len(parts)]
     event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {route}"
     event["pathParameters"] = {} if path in STATIC_ROUTES else dict(zip(["task", "task_id"], parts, strict=False))
+    if query:
+        joined: dict[str, list[str]] = {}
+        for name, value in query:
+            joined.setdefault(name, []).append(value)
+        event["queryStringParameters"] = {name: ",".join(values) for name, values in joined.items()}
+        event["rawQueryString"] = urlencode(query)
     if authorizer is None:
         event["requestContext"].pop("authorizer", None)
     else:

@@ -35,6 +35,10 @@ SAM_MANAGED_POLICIES = {
 SQS_POLLER_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
 # Actions that support no resource-level permissions, so "*" is the only possible resource.
 UNSCOPABLE_ACTION_PREFIXES = ("xray:",)
+# The dashboard's static files: the only routes without the chosen auth (the page holds no data; its calls carry the
+# user's token).
+OPEN_ROUTES = {("/dashboard", "get"), ("/dashboard/app.js", "get"), ("/dashboard/app.css", "get")}
+OWNER_INDEX_ARN = {"Fn::Sub": "${TasksTable.Arn}/index/by-owner"}
 
 
 class _NoManagedPolicies:
@@ -242,9 +246,10 @@ def test_template_every_route_requires_the_chosen_auth(
 ) -> None:
     resources = deployed[auth_type]["Resources"]
     routes = _routes(resources)
-    assert routes
+    assert set(routes) > OPEN_ROUTES
     for route, operation in routes.items():
-        assert operation.get("security") == [{scheme: []}], route
+        if route not in OPEN_ROUTES:
+            assert operation.get("security") == [{scheme: []}], route
     schemes = resources["HttpApi"]["Properties"]["Body"]["components"]["securitySchemes"]
     if auth_type == "AWS_IAM":
         assert schemes["AWS_IAM"]["x-amazon-apigateway-authtype"] == "awsSigv4"
@@ -252,6 +257,20 @@ def test_template_every_route_requires_the_chosen_auth(
         jwt = schemes["JwtAuthorizer"]["x-amazon-apigateway-authorizer"]
         assert jwt["type"] == "jwt"
         assert jwt["jwtConfiguration"] == {"issuer": {"Ref": "JwtIssuer"}, "audience": {"Ref": "JwtAudience"}}
+
+
+@pytest.mark.parametrize("auth_type", AUTH_TYPES)
+def test_template_dashboard_routes_alone_take_no_authorizer(
+    deployed: dict[str, dict[str, Any]], auth_type: str
+) -> None:
+    routes = _routes(deployed[auth_type]["Resources"])
+
+    open_routes = {route for route, operation in routes.items() if "security" not in operation}
+
+    assert open_routes == (set(routes) if auth_type == "NONE" else OPEN_ROUTES)
+    for path, _ in OPEN_ROUTES:
+        integration = routes[(path, "get")]["x-amazon-apigateway-integration"]
+        assert "ResultFunction.Arn" in json.dumps(integration["uri"])
 
 
 def test_template_auth_none_leaves_routes_open_and_no_jwt_authorizer(deployed: dict[str, dict[str, Any]]) -> None:
@@ -327,17 +346,25 @@ def _payload_prefix(resource: Any) -> str | None:
     return match.group(1) if match and match.group(1) in PAYLOAD_PREFIXES else None
 
 
-def _object_grants(resources: dict[str, Any], function: str) -> dict[str, set[str]]:
-    """The payload bucket's prefixes each S3 action is allowed on, for one function."""
+def _allowed(resources: dict[str, Any], function: str, service: str) -> dict[str, list[Any]]:
+    """Each action of one service (`s3:`, `dynamodb:`) the function's role allows, with the resources it allows it on."""
     role = resources[resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
-    grants: dict[str, set[str]] = {}
+    allowed: dict[str, list[Any]] = {}
     for policy in role.get("Policies", []):
         for statement in _statements(policy["PolicyDocument"]):
             for action in as_list(statement["Action"]):
-                if action.startswith("s3:"):
-                    prefixes = {_payload_prefix(resource) for resource in as_list(statement["Resource"])}
-                    assert None not in prefixes, (function, statement)
-                    grants.setdefault(action, set()).update(p for p in prefixes if p)
+                if action.startswith(service):
+                    allowed.setdefault(action, []).extend(as_list(statement["Resource"]))
+    return allowed
+
+
+def _object_grants(resources: dict[str, Any], function: str) -> dict[str, set[str]]:
+    """The payload bucket's prefixes each S3 action is allowed on, for one function."""
+    grants: dict[str, set[str]] = {}
+    for action, allowed in _allowed(resources, function, "s3:").items():
+        prefixes = {_payload_prefix(resource) for resource in allowed}
+        assert None not in prefixes, (function, action, allowed)
+        grants[action] = {prefix for prefix in prefixes if prefix}
     return grants
 
 
@@ -350,7 +377,8 @@ def test_template_each_function_may_touch_only_the_payload_prefixes_it_uses(reso
         "s3:GetObject": {"inputs", "uploads"},
         "s3:PutObject": {"results"},
     }
-    assert _object_grants(resources, "ResultFunction") == {"s3:GetObject": {"results"}}  # download links
+    # Download links: of results (GET .../result), and of inputs kept apart (GET .../input).
+    assert _object_grants(resources, "ResultFunction") == {"s3:GetObject": {"results", "inputs", "uploads"}}
     assert _object_grants(resources, "DeadLetterFunction") == {}
 
 
@@ -397,10 +425,10 @@ def test_template_permissions_boundary_is_scoped(resources: dict[str, Any]) -> N
         else:
             for resource in as_list(statement["Resource"]):
                 # One of the stack's own resources: an ARN attribute, a secret's Ref (its ARN), the payload bucket's
-                # objects.
+                # objects, the table's index.
                 assert (
                     set(resource) == {"Fn::GetAtt"}
-                    or resource == {"Ref": "TaskIdSecret"}
+                    or resource in ({"Ref": "TaskIdSecret"}, OWNER_INDEX_ARN)
                     or resource == {"Fn::Sub": "${PayloadBucket.Arn}/*"}
                 ), resource
     log_groups = next(s for s in _statements(document) if "logs:PutLogEvents" in s["Action"])["Resource"]
@@ -412,7 +440,7 @@ def test_template_permissions_boundary_is_scoped(resources: dict[str, Any]) -> N
     }
 
 
-def test_template_only_submit_may_read_the_task_id_secret(resources: dict[str, Any]) -> None:
+def test_template_only_submit_and_result_may_read_the_task_id_secret(resources: dict[str, Any]) -> None:
     readers = set()
     for name in FUNCTIONS:
         role = resources[resources[name]["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
@@ -421,9 +449,43 @@ def test_template_only_submit_may_read_the_task_id_secret(resources: dict[str, A
                 if "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
                     assert as_list(statement["Resource"]) == [{"Ref": "TaskIdSecret"}]
                     readers.add(name)
-    assert readers == {"SubmitFunction"}
-    variables = resources["SubmitFunction"]["Properties"]["Environment"]["Variables"]
-    assert variables["TASK_ID_SECRET_ARN"] == {"Ref": "TaskIdSecret"}
+    # Submit derives idempotent task ids from it, result the key it signs list cursors with.
+    assert readers == {"SubmitFunction", "ResultFunction"}
+    for name in readers:
+        variables = resources[name]["Properties"]["Environment"]["Variables"]
+        assert variables["TASK_ID_SECRET_ARN"] == {"Ref": "TaskIdSecret"}
+
+
+def test_template_owner_index_is_the_stores_projecting_only_what_never_changes(
+    sam_template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    from core.dynamodb_store import OWNER_INDEX
+
+    table = resources["TasksTable"]["Properties"]
+    (index,) = table["GlobalSecondaryIndexes"]
+
+    assert index["IndexName"] == OWNER_INDEX
+    assert index["KeySchema"] == [
+        {"AttributeName": "owner", "KeyType": "HASH"},
+        {"AttributeName": "created_at", "KeyType": "RANGE"},
+    ]
+    # Written once, at a task's creation: no status, progress or result, which change during its run.
+    assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["task", "expires_at"]}
+    types = {attribute["AttributeName"]: attribute["AttributeType"] for attribute in table["AttributeDefinitions"]}
+    assert types == {"task_id": "S", "owner": "S", "created_at": "N"}
+    assert OWNER_INDEX_ARN["Fn::Sub"].endswith(f"/index/{OWNER_INDEX}")
+
+
+def test_template_only_result_may_list_and_only_through_the_owner_index(resources: dict[str, Any]) -> None:
+    table = {"Fn::GetAtt": ["TasksTable", "Arn"]}
+    for name in FUNCTIONS:
+        allowed = _allowed(resources, name, "dynamodb:")
+        assert "dynamodb:Scan" not in allowed, name
+        if name == "ResultFunction":
+            assert allowed["dynamodb:Query"] == [OWNER_INDEX_ARN]
+            assert allowed["dynamodb:BatchGetItem"] == [table]
+        else:
+            assert not {"dynamodb:Query", "dynamodb:BatchGetItem"} & set(allowed), name
 
 
 def test_template_has_no_powertools_dev_or_debug(resources: dict[str, Any]) -> None:

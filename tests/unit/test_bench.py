@@ -44,6 +44,7 @@ def test_cost_per_million_tasks_adds_up_list_prices() -> None:
     assert costs["lambda.duration.worker"] == pytest.approx(0.1 * 0.020 * 1 * 0.0000133334 * 1e6)
     assert costs["sqs"] == pytest.approx(1.2 * 0.40)
     assert costs["dynamodb.writes"] == pytest.approx(3 * 0.625)
+    assert costs["dynamodb.index_writes"] == pytest.approx(1 * 0.625)  # the new record's entry in the owner index
     assert costs["dynamodb.reads"] == pytest.approx(0.125)
     assert costs["total"] == pytest.approx(sum(value for key, value in costs.items() if key != "total"))
     # AND the printed arithmetic ends with the same total

@@ -40,7 +40,14 @@ def test_every_operation_the_functions_call_is_in_the_models() -> None:
 
 
 def test_the_functions_clients_read_the_cut_models_and_a_tasks_clients_the_full_ones(aws: object) -> None:
-    assert dynamodb_client().meta.service_model.operation_names == ["DeleteItem", "GetItem", "PutItem", "UpdateItem"]
+    assert dynamodb_client().meta.service_model.operation_names == [
+        "BatchGetItem",
+        "DeleteItem",
+        "GetItem",
+        "PutItem",
+        "Query",
+        "UpdateItem",
+    ]
     assert "SendMessage" in sqs_client().meta.service_model.operation_names
     assert "ReceiveMessage" not in sqs_client().meta.service_model.operation_names
     assert "Query" in boto3.client("dynamodb").meta.service_model.operation_names

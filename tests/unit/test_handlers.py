@@ -159,8 +159,29 @@ def test_openapi_document_describes_each_task_input(aws: LocalResources) -> None
     schema = document["components"]["schemas"]["MultiplyInput"]
     assert set(schema["required"]) == {"x", "y"}
     assert schema["additionalProperties"] is False
-    assert set(document["paths"]["/multiply"]) == {"post"}
+    assert set(document["paths"]["/multiply"]) == {"post", "get"}
     assert set(document["paths"]["/multiply/{task_id}"]) == {"parameters", "get", "delete"}
+    assert set(document["paths"]["/multiply/{task_id}/input"]) == {"parameters", "get"}
+    assert set(document["paths"]["/tasks"]) == {"get"}
+
+
+def test_openapi_document_describes_listing_and_its_parameters(aws: LocalResources) -> None:
+    _, _, document = call(submit_handler, http_event("GET", "/openapi.json"))
+
+    for operation in (document["paths"]["/tasks"]["get"], document["paths"]["/fit"]["get"]):
+        parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
+        assert set(parameters) == {"status", "limit", "cursor"}
+        assert parameters["status"]["schema"]["items"]["enum"] == [
+            "queued",
+            "running",
+            "succeeded",
+            "failed",
+            "cancelled",
+        ]
+        assert (parameters["limit"]["schema"]["minimum"], parameters["limit"]["schema"]["maximum"]) == (1, 100)
+        listed = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert listed == {"$ref": "#/components/schemas/TaskList"}
+    assert document["components"]["schemas"]["TaskList"]["required"] == ["items", "next_cursor"]
 
 
 def aws_table_is_empty() -> bool:
@@ -182,6 +203,7 @@ def test_the_api_functions_validate_every_task_without_importing_its_packages() 
             (submit, http_event("POST", "/describe", {"values": []})),
             (submit, http_event("GET", "/openapi.json")),
             (result, http_event("GET", "/fit/not-a-task-id")),
+            (result, http_event("GET", "/fit", query=[("limit", "0")])),
         ]
         statuses = [handler(event, lambda_context())["statusCode"] for handler, event in requests]
         print(json.dumps({"statuses": statuses, "numpy": "numpy" in sys.modules}))
@@ -193,4 +215,4 @@ def test_the_api_functions_validate_every_task_without_importing_its_packages() 
 
     # THEN numpy, which only the worker's layer packages, was never imported
     outcome = json.loads(run.stdout.splitlines()[-1])
-    assert outcome == {"statuses": [422, 422, 200, 400], "numpy": False}
+    assert outcome == {"statuses": [422, 422, 200, 400, 400], "numpy": False}

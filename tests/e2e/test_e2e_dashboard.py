@@ -1,0 +1,148 @@
+"""The dashboard in a real browser: Debian's Chromium, headless, driven by Playwright, against the local stack.
+
+One pass through what a user does: open the page (with a token in the URL's fragment, which never reaches a server),
+get a 422's per-field error next to its field, submit a task and watch it go queued -> running -> succeeded with its
+result, cancel another, filter by status and by task. Screenshots at 1280x800 and at a phone's width go to a folder
+the test prints.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import BrowserContext, Page, Request, expect, sync_playwright
+
+from devstack import LocalStack
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+# This machine's network is closed: without the background-networking flags Chromium's own connections are refused,
+# many at a time, at every start.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TOKEN = "header.payload.signature"
+WAIT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    assert CHROMIUM.is_file(), (
+        f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)"
+    )
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1280, "height": 800},
+        )
+        yield context
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(os.environ.get("DASHBOARD_SCREENSHOTS") or tmp_path_factory.mktemp("dashboard-screenshots"))
+
+
+def nap(base_url: str, seconds: float) -> str:
+    answer = requests.post(f"{base_url}/e2e-nap", json={"seconds": seconds}, timeout=10)
+    assert answer.status_code == 202, answer.text
+    task_id: str = answer.json()["task_id"]
+    return task_id
+
+
+def row_status(page: Page, task_id: str) -> Any:
+    return page.locator(f'tr[data-task-id="{task_id}"] td.status')
+
+
+def test_dashboard_submits_watches_cancels_and_filters_tasks(
+    stack: LocalStack,
+    base_url: str,
+    browser: BrowserContext,
+    screenshots: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    started = time.monotonic()
+    page = browser.new_page()
+    sent: list[Request] = []
+    page.on("request", lambda request: sent.append(request))
+
+    # GIVEN the page, opened with a token in its fragment
+    page.goto(f"{base_url}/dashboard#token={TOKEN}")
+    expect(page.locator("#submit-task option[value=e2e-nap]")).to_have_count(1, timeout=WAIT_MS)
+    # THEN the token went into the API calls' Authorization header, never into a URL; the address no longer holds it
+    assert "#token" not in page.url
+    api_calls = [request for request in sent if "/dashboard" not in request.url]
+    assert api_calls
+    assert all(request.headers.get("authorization") == f"Bearer {TOKEN}" for request in api_calls)
+    assert not [request.url for request in sent if TOKEN in request.url]
+    assert page.evaluate("sessionStorage.getItem('lrt-token')") == TOKEN
+
+    # WHEN a field's value is wrong: the 422's per-field error shows next to that field
+    page.select_option("#submit-task", "e2e-nap")
+    page.fill("#field-seconds", "a while")
+    page.click("#submit button[type=submit]")
+    expect(page.locator("#field-seconds-error")).to_contain_text("Expected", timeout=WAIT_MS)
+    expect(page.locator("#field-seconds")).to_have_attribute("aria-invalid", "true")
+
+    # GIVEN both of the stack's worker slots busy: one task to cancel later, one that ends in a few seconds
+    to_cancel = nap(base_url, 30)
+    nap(base_url, 4)
+
+    # WHEN a task is submitted through the form, with the keyboard
+    page.fill("#field-seconds", "4")
+    page.locator("#field-seconds").press("Enter")
+    expect(page.locator("#submit-status")).to_contain_text("Submitted e2e-nap", timeout=WAIT_MS)
+    expect(page.locator("#field-seconds")).not_to_have_attribute("aria-invalid", "true")
+    task_id = page.locator("#submit-status").inner_text().split()[-1].rstrip(".")
+
+    # THEN it is seen queued, then running with a moving progress bar, then succeeded with its result
+    status = row_status(page, task_id)
+    expect(status).to_have_text("queued", timeout=WAIT_MS)
+    expect(status).to_have_text("running", timeout=WAIT_MS)
+    progress = page.locator(f'tr[data-task-id="{task_id}"] progress')
+    expect(progress).not_to_have_attribute("value", "0", timeout=WAIT_MS)
+    expect(status).to_have_text("succeeded", timeout=WAIT_MS)
+    page.get_by_role("button", name=f"Details of e2e-nap {task_id}").click()
+    expect(page.locator("#detail-outcome")).to_have_text('"rested"', timeout=WAIT_MS)
+    expect(page.locator("#detail-input")).to_contain_text('"seconds": 4')
+    page.screenshot(path=str(screenshots / "dashboard-1280x800.png"))
+
+    # WHEN another, running, task is cancelled from its row
+    page.get_by_role("button", name=f"Cancel e2e-nap {to_cancel}").click()
+    expect(row_status(page, to_cancel)).to_have_text("cancelled", timeout=WAIT_MS)
+
+    # AND the list is filtered by status, then by task
+    page.check("#filters input[value=cancelled]")
+    expect(page.locator("#tasks tbody tr:not([data-status=cancelled])")).to_have_count(0, timeout=WAIT_MS)
+    expect(page.locator(f'tr[data-task-id="{to_cancel}"]')).to_have_count(1)
+    page.uncheck("#filters input[value=cancelled]")
+    page.select_option("#filter-task", "multiply")
+    expect(page.locator(f'tr[data-task-id="{task_id}"]')).to_have_count(0, timeout=WAIT_MS)
+    expect(page.locator("#tasks tbody tr:not(:has(td:first-child:text-is('multiply')))")).to_have_count(0)
+    page.select_option("#filter-task", "e2e-nap")
+    expect(page.locator(f'tr[data-task-id="{task_id}"]')).to_have_count(1, timeout=WAIT_MS)
+
+    # AND at a phone's width the page still reads (no sideways scrolling of the page itself)
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(screenshots / "dashboard-390x844.png"), full_page=True)
+    with capsys.disabled():
+        print(f"\ndashboard screenshots: {screenshots} ({time.monotonic() - started:.1f} s in the browser)")
