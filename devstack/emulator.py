@@ -73,9 +73,22 @@ class RequestCounter:
         target = environ.get("HTTP_X_AMZ_TARGET")
         if target:
             service, _, operation = target.partition(".")
-            with self._lock:
-                self._counts[f"{_SERVICES.get(service, service)}.{operation}"] += 1
+            name = f"{_SERVICES.get(service, service)}.{operation}"
+        else:
+            name = f"s3.{_s3_operation(environ)}"  # the only REST-protocol service the stack calls
+        with self._lock:
+            self._counts[name] += 1
         return self._app(environ, start_response)
+
+
+def _s3_operation(environ: Environ) -> str:
+    """An S3 request's operation, as S3 prices it: an object's PUT, GET or HEAD, a form POST (an upload)."""
+    method = environ.get("REQUEST_METHOD", "")
+    on_object = environ.get("PATH_INFO", "").strip("/").count("/") >= 1
+    operations = {"PUT": "PutObject", "GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}
+    if on_object and method in operations:
+        return operations[method]
+    return "PostObject" if method == "POST" else f"Bucket{method.title()}"
 
 
 class ByTarget:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import requests
 import pytest
 
 from devstack.emulator import moto_app, request_counts
@@ -94,3 +95,24 @@ def test_requests_are_counted_by_service_and_operation(endpoint: str) -> None:
 
     # THEN each request is counted under its operation
     assert request_counts(endpoint) - before == {"sqs.CreateQueue": 1, "sqs.SendMessage": 2, "sqs.ReceiveMessage": 1}
+
+
+def test_s3_requests_are_counted_as_s3_prices_them(endpoint: str) -> None:
+    s3 = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s"
+    )
+    s3.create_bucket(Bucket="counted")
+    before = request_counts(endpoint)
+
+    s3.put_object(Bucket="counted", Key="a/b", Body=b"x")
+    s3.head_object(Bucket="counted", Key="a/b")
+    s3.get_object(Bucket="counted", Key="a/b")["Body"].read()
+    form = s3.generate_presigned_post("counted", "c")
+    assert requests.post(form["url"], data=form["fields"], files={"file": b"y"}, timeout=10).ok
+
+    assert request_counts(endpoint) - before == {
+        "s3.PutObject": 1,
+        "s3.HeadObject": 1,
+        "s3.GetObject": 1,
+        "s3.PostObject": 1,
+    }
