@@ -44,9 +44,9 @@ class ApiRequests:
         self.billed = 0
 
     def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        body = response.request.body or b""
+        body = response.request.body
         self.requests += 1
-        self.billed += api_requests(len(body))
+        self.billed += api_requests(len(body) if isinstance(body, bytes | str) else 0)
 
 
 def run(log: Path) -> dict[str, Any]:
