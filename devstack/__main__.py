@@ -182,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             print(f"API ready at {stack.api_url}", flush=True)
+        if stack.webhook_secret is not None:
+            # Printed so that a developer's receiver can verify the local stack's webhooks (it is a local key only).
+            print(
+                f"webhooks are signed with {stack.webhook_secret} (also in .devstack/webhook-secret);"
+                f" Webhook-URL may name http://127.0.0.1:<port>/...",
+                flush=True,
+            )
         fault = wait_for_stop_or_fault(stack, stopping)
         if fault is not None:
             logging.getLogger("devstack").error("%s", fault)
