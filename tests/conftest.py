@@ -29,7 +29,7 @@ LAMBDA_ENVIRONMENT = {
     "POWERTOOLS_METRICS_NAMESPACE": "LongRunningTasks",
     "WEBHOOK_URL_POLICY": "public",
     "TASK_EVENTS": "Enabled",
-    "EVENT_BUS_NAME": "TaskEventBus",
+    "EVENT_BUS_NAME": "local-tasks",
     "WEBHOOK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/WebhookQueue",
     "WEBHOOK_DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/WebhookDeadLetterQueue",
     "WEBHOOK_SECRET_ARN": "WebhookSecret",

@@ -36,6 +36,8 @@ READ_TIMEOUT_SECONDS = 10.0
 MAX_RETRY_DELAY_SECONDS = 43_200
 # Below the webhook queue's maxReceiveCount (template.yaml), which only catches a message the function cannot handle.
 MAX_RETRIES = 40
+# Within the webhook queue's retention (14 days, the most SQS keeps a message), with a day to spare.
+MAX_RETRY_SECONDS = 13 * 86_400
 # A DNS label: letters, digits, hyphens inside; the name's last label not all digits (an IP in disguise).
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
@@ -114,6 +116,8 @@ def parse_url(url: str, policy: UrlPolicy) -> WebhookTarget:
             raise WebhookRefused("must name its host by a DNS name or an IP address in its usual form")
         if policy is UrlPolicy.PUBLIC and (len(labels) < 2 or labels[-1] in ("localhost", "internal", "local")):
             raise WebhookRefused("must name a public host")
+        if policy is UrlPolicy.LOOPBACK and labels != ["localhost"]:
+            raise WebhookRefused("must name a loopback address or localhost (loopback addresses only)")
     elif not address_allowed(address, policy):
         raise WebhookRefused(f"names an address that is not allowed ({policy.value} addresses only)")
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -203,7 +207,13 @@ def signed_headers(secret: str, delivery: Delivery, now: datetime) -> dict[str, 
 
 
 def post(
-    target: WebhookTarget, address: str, body: bytes, headers: Mapping[str, str], *, timeout: urllib3.Timeout
+    target: WebhookTarget,
+    address: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    timeout: urllib3.Timeout,
+    ca_certs: str | None = None,
 ) -> int:
     """POST to `address` (checked) as `target` names it; the response's status. No redirect is followed."""
     pool: urllib3.HTTPConnectionPool
@@ -215,6 +225,8 @@ def post(
             server_hostname=target.host,
             assert_hostname=target.host,
             cert_reqs="CERT_REQUIRED",
+            # None: the system's trust store (Lambda's runtime has one).
+            ca_certs=ca_certs,
             timeout=timeout,
             retries=False,
             maxsize=1,
@@ -253,6 +265,8 @@ class RetrySchedule(msgspec.Struct, frozen=True):
             raise ValueError(f"a retry schedule is comma-separated whole seconds, not {text!r}") from error
         if not 0 < len(delays) <= MAX_RETRIES or not all(0 <= d <= MAX_RETRY_DELAY_SECONDS for d in delays):
             raise ValueError(f"1 to {MAX_RETRIES} delays of 0 to {MAX_RETRY_DELAY_SECONDS} seconds, not {text!r}")
+        if sum(delays) > MAX_RETRY_SECONDS:
+            raise ValueError(f"at most {MAX_RETRY_SECONDS} seconds of retries in all, not {sum(delays)}")
         return cls(delays)
 
     @property
@@ -286,6 +300,7 @@ class WebhookSender:
         resolver: Resolver = system_resolver,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         timeout: urllib3.Timeout | None = None,
+        ca_certs: str | None = None,
     ) -> None:
         # Called at the first delivery: a container that delivers nothing never reads the secret.
         self._secret = secret
@@ -295,13 +310,14 @@ class WebhookSender:
         self._resolver = resolver
         self._clock = clock
         self._timeout = timeout or urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS)
+        self._ca_certs = ca_certs
 
     def deliver(self, delivery: Delivery) -> None:
         """One attempt: WebhookRefused (never to be tried again) or DeliveryFailed (to be tried again)."""
         target = parse_url(delivery.url, self._policy)
         address = resolve_checked(target, self._policy, self._resolver)
         headers = signed_headers(self._secret(), delivery, self._clock())
-        status = post(target, address, delivery.body.encode(), headers, timeout=self._timeout)
+        status = post(target, address, delivery.body.encode(), headers, timeout=self._timeout, ca_certs=self._ca_certs)
         if not 200 <= status < 300:
             raise DeliveryFailed(f"the receiver answered {status}")
 
