@@ -4,7 +4,7 @@ AWS failures leave as positions not taken, or QueueUnavailable."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.aws_errors import AwsError
 from core.errors import QueueUnavailable
@@ -13,6 +13,8 @@ from core.observability import logger
 from core.webhooks import delivery_messages
 
 if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
@@ -21,7 +23,7 @@ MAX_ENTRIES = 10
 
 
 class EventBridgePublisher:
-    def __init__(self, bus_name: str, source: str, client: Any) -> None:
+    def __init__(self, bus_name: str, source: str, client: EventBridgeClient) -> None:
         self._bus = bus_name
         # The service name (POWERTOOLS_SERVICE_NAME): what users' rules match as `source`.
         self._source = source
@@ -31,7 +33,7 @@ class EventBridgePublisher:
         failed: set[int] = set()
         for start in range(0, len(events), MAX_ENTRIES):
             chunk = events[start : start + MAX_ENTRIES]
-            entries = [
+            entries: list[PutEventsRequestEntryTypeDef] = [
                 {
                     "EventBusName": self._bus,
                     "Source": self._source,

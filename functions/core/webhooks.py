@@ -154,7 +154,7 @@ def resolve_checked(target: WebhookTarget, policy: UrlPolicy, resolver: Resolver
     try:
         found = [str(literal)] if literal is not None else list(dict.fromkeys(resolver(target.host, target.port)))
     except OSError as error:
-        raise DeliveryFailed(f"cannot resolve {target.host}: {error}") from error
+        raise DeliveryFailed(f"cannot resolve {target.host}: {type(error).__name__}") from error
     if not found:
         raise DeliveryFailed(f"{target.host} resolves to no address")
     for text in found:
@@ -245,7 +245,8 @@ def post(
                 preload_content=False,
             )
         except urllib3.exceptions.HTTPError as error:
-            raise DeliveryFailed(f"{type(error).__name__}: {error}") from error
+            # The error's type only: urllib3's message repeats the URL, whose query may hold the caller's token.
+            raise DeliveryFailed(f"{type(error).__name__} (connecting to, or reading from, the receiver)") from error
         # The receiver's answer body is of no use: not read beyond a little, so a huge one costs nothing.
         response.read(1024)
         response.release_conn()

@@ -255,3 +255,37 @@ def test_a_delivery_retried_later_stays_hidden_and_one_given_up_goes_to_the_dead
     assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []  # hidden for the next attempt's delay
     (dead,) = sqs.receive_message(QueueUrl=dead_letters)["Messages"]
     assert dead["Body"] == "given up"
+
+
+def test_notifier_handler_answers_the_sample_event_with_one_event_and_one_delivery(bus: Bus) -> None:
+    from tests.support.events import load_event
+
+    response = notifier_handler(load_event("notifier_task_end"), lambda_context())
+
+    assert response == {"batchItemFailures": []}
+    (event,) = bus.received()
+    assert (event["detail-type"], event["detail"]["result"]) == ("Task Succeeded", 6)
+    (delivery,) = bus.deliveries()
+    assert delivery["webhook_id"] == "msg_3f2b8a51-6c1e-4d7a-9b0f-2e5c8d4a1f60_succeeded"
+
+
+def test_notifier_reports_the_record_when_the_bus_refuses_so_the_stream_retries_it(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from core.aws import notifier
+
+    publisher = notifier()._publisher
+    assert publisher is not None
+
+    def refuse(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "InternalFailure", "Message": "injected"}}, "PutEvents")
+
+    monkeypatch.setattr(publisher, "_client", type("Refusing", (), {"put_events": staticmethod(refuse)})())
+    from tests.support.events import load_event
+
+    event = load_event("notifier_task_end")
+    response = notifier_handler(event, lambda_context())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "4421584500000000017450439091"}]}
