@@ -11,9 +11,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.aws import notifier
 from core.events import StreamBatchResponse
-from core.observability import logger
+from core.observability import logger, metrics
 
 
+@metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> StreamBatchResponse:
     return notifier().handle(event["Records"])

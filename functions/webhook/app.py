@@ -9,9 +9,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.aws import webhook_sender
-from core.observability import logger
+from core.observability import logger, metrics
 
 
+@metrics.log_metrics(capture_cold_start_metric=True)
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
     return webhook_sender().handle(event["Records"])
