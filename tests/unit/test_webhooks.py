@@ -54,6 +54,15 @@ def no_connections_but_loopback(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+    resolve = socket.getaddrinfo
+
+    def no_lookups(host: Any, *args: Any, **kwargs: Any) -> Any:
+        # Not even a DNS query leaves this machine: names resolve through the tests' stubs.
+        if host not in ("127.0.0.1", "localhost", None):
+            pytest.fail(f"a test tried to resolve {host!r}")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookups)
     return attempted
 
 
