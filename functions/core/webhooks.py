@@ -17,15 +17,18 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 import urllib3
 from standardwebhooks import Webhook
 
 from core.errors import InvalidInput, MalformedRequest, QueueUnavailable
-from core.events import TaskEvent
 from core.observability import logger
+
+if TYPE_CHECKING:
+    # For annotations only: core.service imports this module, and must not pull in the store's botocore.
+    from core.events import TaskEvent
 
 WEBHOOK_HEADER = "Webhook-URL"
 MAX_URL_LENGTH = 2048
