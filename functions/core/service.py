@@ -172,6 +172,9 @@ class TaskService:
                 input_ref = input_key(task_id, data)
                 self._payloads_or_fail().put(input_ref, data)
                 input_json = None
+        if webhook_url is not None:
+            # A replay naming another webhook is another request (its first URL would silently win).
+            fingerprint += f"\nwebhook {webhook_url}"
         # What an idempotent replay must match: the same inputs, or the same upload.
         request_hash = hashlib.sha256(fingerprint.encode()).hexdigest() if idempotency_key is not None else None
         record = TaskRecord(

@@ -289,3 +289,14 @@ def test_notifier_reports_the_record_when_the_bus_refuses_so_the_stream_retries_
     response = notifier_handler(event, lambda_context())
 
     assert response == {"batchItemFailures": [{"itemIdentifier": "4421584500000000017450439091"}]}
+
+
+def test_an_idempotent_replay_naming_another_webhook_is_a_conflict(driver: Driver) -> None:
+    first = {"Idempotency-Key": "order-7", "Webhook-URL": "https://hooks.example.com/a"}
+    accepted = driver.submit("multiply", {"x": 2, "y": 3}, first)
+
+    replayed = driver.submit("multiply", {"x": 2, "y": 3}, first)
+    other = driver.submit("multiply", {"x": 2, "y": 3}, first | {"Webhook-URL": "https://hooks.example.com/b"})
+
+    assert (accepted.status, replayed.status, other.status) == (202, 202, 409)
+    assert replayed.body["task_id"] == accepted.body["task_id"]
