@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"worker: one process per concurrent invocation (pids {pids})", flush=True)
         for name, consumer_pids in stack.consumer_pids.items():
             if set(consumer_pids) != set(stack.worker_pids):
-                print(f"{name}: consumes its queue in processes {', '.join(map(str, consumer_pids))}", flush=True)
+                print(f"{name}: polls its event source in processes {', '.join(map(str, consumer_pids))}", flush=True)
         if stack.api_pids:
             pids = ", ".join(map(str, stack.api_pids))
             print(
