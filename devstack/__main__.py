@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"worker: one process per concurrent invocation (pids {pids})", flush=True)
         for name, consumer_pids in stack.consumer_pids.items():
             if set(consumer_pids) != set(stack.worker_pids):
-                print(f"{name}: consumes its queue in processes {', '.join(map(str, consumer_pids))}", flush=True)
+                print(f"{name}: polls its event source in processes {', '.join(map(str, consumer_pids))}", flush=True)
         if stack.api_pids:
             pids = ", ".join(map(str, stack.api_pids))
             print(
@@ -182,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             print(f"API ready at {stack.api_url}", flush=True)
+        if stack.webhook_secret is not None:
+            # Printed so that a developer's receiver can verify the local stack's webhooks (it is a local key only).
+            print(
+                f"webhooks are signed with {stack.webhook_secret} (also in .devstack/webhook-secret);"
+                f" Webhook-URL may name http://127.0.0.1:<port>/...",
+                flush=True,
+            )
         fault = wait_for_stop_or_fault(stack, stopping)
         if fault is not None:
             logging.getLogger("devstack").error("%s", fault)

@@ -151,16 +151,29 @@ def serve(
 
 
 def serve_sqs(config: EnvironmentConfig, ready: multiprocessing.connection.Connection, stop: StopSignal) -> None:
-    """An environment of a function with SQS events: its event sources' poller, invoking the function here."""
+    """An environment of a function with SQS or DynamoDB stream events: its event sources' pollers, invoking the
+    function here."""
     start_function_process(config.environment, config.task_modules, config.log_level)
     import boto3
 
-    from devstack.event_source import start_event_sources
+    from devstack.event_source import SqsEventSource, start_event_sources
+    from devstack.stream_source import StreamEventSource, start_stream_sources
 
     assert config.resources is not None
     function = LambdaFunction(config.spec)
-    sqs = boto3.client("sqs", endpoint_url=config.environment["AWS_ENDPOINT_URL"], region_name=REGION)
-    sources = start_event_sources([function], config.resources, sqs, concurrency=1)
+    endpoint = config.environment["AWS_ENDPOINT_URL"]
+    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION)
+    sources: list[SqsEventSource | StreamEventSource] = [
+        *start_event_sources([function], config.resources, sqs, concurrency=1)
+    ]
+    # A function fed by the table's stream (the notifier) reads it here as well, as Lambda's stream poller would.
+    sources += start_stream_sources(
+        function,
+        config.resources,
+        streams=boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name=REGION),
+        dynamodb=boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION),
+        sqs=sqs,
+    )
     ready.send(os.getpid())
     # Until told to stop, or orphaned (a parent that dies closes the stop signal's pipe too).
     while not stop.wait(WATCH_SECONDS):

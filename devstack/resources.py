@@ -26,6 +26,7 @@ QUEUE = "AWS::SQS::Queue"
 TABLE = "AWS::DynamoDB::Table"
 SECRET = "AWS::SecretsManager::Secret"
 BUCKET = "AWS::S3::Bucket"
+EVENT_BUS = "AWS::Events::EventBus"
 
 # CloudFormation properties of AWS::SQS::Queue that are SQS queue attributes of the same name.
 _QUEUE_ATTRIBUTES = (
@@ -89,12 +90,20 @@ class LocalResources:
         return self._one(TABLE).name
 
     @property
+    def _task_queue(self) -> LocalResource:
+        # The queue the task messages go to: the one of its type that is no dead-letter queue, or, among several
+        # (the webhook queue beside it), the one named TaskQueue.
+        if "TaskQueue" in self.resources:
+            return self.resources["TaskQueue"]
+        return self._one(QUEUE, dead_letter=False)
+
+    @property
     def queue_url(self) -> str:
-        return self._one(QUEUE, dead_letter=False).ref
+        return self._task_queue.ref
 
     @property
     def queue_arn(self) -> str:
-        return self._one(QUEUE, dead_letter=False).arn
+        return self._task_queue.arn
 
     @property
     def payload_bucket(self) -> str:
@@ -102,11 +111,13 @@ class LocalResources:
 
     @property
     def dlq_url(self) -> str:
+        if "TaskDeadLetterQueue" in self.resources:
+            return self.resources["TaskDeadLetterQueue"].ref
         return self._one(QUEUE, dead_letter=True).ref
 
     @property
     def max_receive_count(self) -> int:
-        policy = json.loads(self._one(QUEUE, dead_letter=False).properties["RedrivePolicy"])
+        policy = json.loads(self._task_queue.properties["RedrivePolicy"])
         return int(policy["maxReceiveCount"])
 
     def translator(self) -> dict[str, Any]:
@@ -241,9 +252,12 @@ def _new_table(dynamodb: DynamoDBClient, name: str, properties: dict[str, Any]) 
         "KeySchema": properties["KeySchema"],
         "BillingMode": properties.get("BillingMode", "PROVISIONED"),
     }
-    for key in ("ProvisionedThroughput", "GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification"):
+    for key in ("ProvisionedThroughput", "GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
         if key in properties:
             request[key] = properties[key]
+    if "StreamSpecification" in properties:
+        # CloudFormation's StreamSpecification has the view type only; the API's says the stream is on, too.
+        request["StreamSpecification"] = {"StreamEnabled": True} | properties["StreamSpecification"]
     if request["BillingMode"] == "PAY_PER_REQUEST":
         for index in request.get("GlobalSecondaryIndexes", []):
             index.pop("ProvisionedThroughput", None)
@@ -329,6 +343,17 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
+def _create_event_bus(creation: Creation, logical_id: str, properties: dict[str, Any]) -> LocalResource:
+    """An EventBridge bus; its Ref is its name. Rules on it (a test's, a developer's) route its events in moto."""
+    events = creation.client("events")
+    name = creation.name(logical_id, properties, "Name")
+    try:
+        arn = events.describe_event_bus(Name=name)["Arn"]
+    except events.exceptions.ResourceNotFoundException:
+        arn = events.create_event_bus(Name=name)["EventBusArn"]
+    return LocalResource(logical_id, EVENT_BUS, name, arn, name, properties)
+
+
 Creator = Callable[[Creation, str, dict[str, Any]], LocalResource]
 # The resource types the local stack creates, each by one function.
 CREATORS: dict[str, Creator] = {
@@ -336,4 +361,5 @@ CREATORS: dict[str, Creator] = {
     TABLE: _create_table,
     SECRET: _create_secret,
     BUCKET: _create_bucket,
+    EVENT_BUS: _create_event_bus,
 }

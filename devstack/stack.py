@@ -18,6 +18,7 @@ from devstack.environments import EnvironmentPool, ProcessLambdaRunner
 from devstack.event_source import sqs_events
 from devstack.lambdas import EnvironmentConfig
 from devstack.resources import LocalResources, create_resources
+from devstack.stream_source import stream_events
 from devstack.template import DEFAULT_TEMPLATE, REGION, FunctionSpec, SamApp, load_sam_app
 
 if TYPE_CHECKING:
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_WORKER_CONCURRENCY = 2
+# The template's parameters as the local stack sets them unless told otherwise: webhooks to this machine's receivers
+# (http://127.0.0.1 allowed, nothing but loopback), retried seconds apart rather than over a day.
+LOCAL_PARAMETERS = {"WebhookUrlPolicy": "loopback", "WebhookRetrySchedule": "1,2,2"}
 # Execution environments of each API function at most (more requests wait for one). On 2 cores, more only take the
 # CPU from the worker whose results the clients wait for (16 polling clients, side by side: 2 environments 48 to 62
 # tasks/s and 1.0 polls per task; 3 environments 52 to 57; 4 environments 36 to 53 and 2.5 polls).
@@ -37,6 +41,8 @@ API_ENVIRONMENTS = 2
 # Variables passed from the caller's environment to the functions, over the template's values.
 PASSTHROUGH_VARIABLES = ("MULTIPLY_DELAY_SECONDS",)
 AUTH_TYPES = ("NONE", "JWT")
+WEBHOOK_SECRET = "WebhookSecret"
+WEBHOOK_SECRET_FILE = "webhook-secret"
 
 
 class LocalStack:
@@ -78,7 +84,7 @@ class LocalStack:
             os.environ.get("WORKER_CONCURRENCY", DEFAULT_WORKER_CONCURRENCY)
         )
         self._env = dict(env or {})
-        self._parameter_overrides = dict(parameter_overrides or {})
+        self._parameter_overrides = LOCAL_PARAMETERS | dict(parameter_overrides or {})
         self._visibility_timeout = visibility_timeout
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         self._task_modules = tuple(task_modules)
@@ -93,6 +99,8 @@ class LocalStack:
         self.resources: LocalResources
         self.sam_app: SamApp
         self.environment: dict[str, str] = {}
+        # The key this stack's webhooks are signed with (its WebhookSecret), for receivers to verify with.
+        self.webhook_secret: str | None = None
 
     # -- lifecycle
 
@@ -142,6 +150,7 @@ class LocalStack:
             parameter_overrides=self._parameter_overrides,
             visibility_timeout=self._visibility_timeout,
         )
+        self.webhook_secret = self._save_webhook_secret()
         self.sam_app = load_sam_app(self.template, self.resources.translator())
         self.environment = self._function_environment()
         api = self.sam_app.api(self.template.parent) if self._with_api else None
@@ -249,11 +258,29 @@ class LocalStack:
         return any(str(event.get("Queue")) == self.resources.queue_arn for event in sqs_events(spec))
 
     def _consumer_concurrency(self, spec: FunctionSpec) -> int:
+        if stream_events(spec) and not sqs_events(spec):
+            return 1  # a stream's shard is read by one poller, in order
         if not sqs_events(spec):
             return 0
         return self.worker_concurrency if self._consumes_task_queue(spec) else 1
 
     # -- internals
+
+    def _save_webhook_secret(self) -> str | None:
+        """The value the stack generated for its WebhookSecret, written to `<state dir>/webhook-secret` (readable by
+        its owner only) for a developer's receiver; None when the template has no such secret."""
+        if WEBHOOK_SECRET not in self.resources.resources:
+            return None
+        from devstack.auth import STATE_DIR
+
+        secrets = boto3.client("secretsmanager", endpoint_url=self.endpoint_url, region_name=REGION)
+        value = secrets.get_secret_value(SecretId=self.resources[WEBHOOK_SECRET].arn)["SecretString"]
+        directory = self._state_dir or STATE_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / WEBHOOK_SECRET_FILE
+        path.touch(mode=0o600, exist_ok=True)
+        path.write_text(f"whsec_{value}\n")
+        return f"whsec_{value}"
 
     def _function_environment(self) -> dict[str, str]:
         """The union of the functions' variables (the functions' processes are started with all of them)."""
@@ -276,7 +303,7 @@ class LocalStack:
             environment=saved | self.environment | {"AWS_ENDPOINT_URL": self.endpoint_url},
             task_modules=self._task_modules,
             log_level=logging.getLogger().getEffectiveLevel(),
-            resources=self.resources if sqs_events(spec) else None,
+            resources=self.resources if sqs_events(spec) or stream_events(spec) else None,
         )
         return EnvironmentPool(config, warm=warm, limit=limit)
 

@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="the inputs as a JSON object in FILE, instead of KEY=VALUE (large ones are uploaded)",
         )
         sub.add_argument("--idempotency-key", help="submitting again with this key returns the same task")
+        sub.add_argument(
+            "--webhook", metavar="URL", help="POST the task's outcome to this https URL when it ends (signed)"
+        )
         if name == "run":
             _timeout_option(sub)
     command("status", "print a task's status as JSON").add_argument("task_id", metavar="ID")
@@ -219,8 +222,12 @@ def _submit(client: TaskClient, args: argparse.Namespace) -> TaskStatus:
             raise UsageError("give the inputs either as KEY=VALUE or with --input-file, not both")
         if not args.input_file.is_file():
             raise UsageError(f"--input-file {args.input_file}: no such file")
-        return client.submit(args.task, idempotency_key=args.idempotency_key, input_file=args.input_file)
-    return client.submit(args.task, parse_inputs(args.inputs), idempotency_key=args.idempotency_key)
+        return client.submit(
+            args.task, idempotency_key=args.idempotency_key, input_file=args.input_file, webhook_url=args.webhook
+        )
+    return client.submit(
+        args.task, parse_inputs(args.inputs), idempotency_key=args.idempotency_key, webhook_url=args.webhook
+    )
 
 
 def _dispatch(client: TaskClient, args: argparse.Namespace) -> int:

@@ -37,6 +37,8 @@ DEFAULT_WAIT_TIMEOUT = 600.0
 # 512 KB of payload, and above a few MB a request could not carry them at all (the API takes up to 4 MiB inline).
 DEFAULT_UPLOAD_ABOVE = 1024 * 1024
 UPLOAD_HEADER = "Input-Upload"
+# Where the API POSTs the task's outcome when it ends, signed (Standard Webhooks); never one of the task's inputs.
+WEBHOOK_HEADER = "Webhook-URL"
 PENDING = frozenset({"queued", "running"})
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 DELTA_SECONDS = re.compile(r"^\s*\d+(\.\d+)?\s*$")
@@ -199,16 +201,21 @@ class TaskClient:
         *,
         idempotency_key: str | None = None,
         input_file: str | Path | None = None,
+        webhook_url: str | None = None,
         **kwargs: Any,
     ) -> TaskStatus:
         """Queue a task; returns at once with its id. Inputs as a mapping, keywords, or both; or `input_file`, a file
         holding the inputs' JSON object. Inputs over `upload_above` bytes are uploaded, then submitted by reference.
 
         With an idempotency key, submitting the same inputs again returns the same task; other inputs raise Conflict.
+        With `webhook_url`, the API POSTs the task's outcome there when it ends, signed with the stack's webhook
+        secret (Standard Webhooks); a URL the API does not allow raises InvalidInput naming Webhook-URL.
         """
         headers = {"Content-Type": "application/json"}
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
+        if webhook_url is not None:
+            headers[WEBHOOK_HEADER] = webhook_url
         if input_file is not None:
             if inputs or kwargs:
                 raise ValueError("give the inputs either in a file or as arguments, not both")

@@ -27,6 +27,13 @@ LAMBDA_ENVIRONMENT = {
     "MULTIPLY_DELAY_SECONDS": "0",
     "POWERTOOLS_SERVICE_NAME": "long-running-tasks",
     "POWERTOOLS_METRICS_NAMESPACE": "LongRunningTasks",
+    "WEBHOOK_URL_POLICY": "public",
+    "TASK_EVENTS": "Enabled",
+    "EVENT_BUS_NAME": "local-tasks",
+    "WEBHOOK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/WebhookQueue",
+    "WEBHOOK_DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/WebhookDeadLetterQueue",
+    "WEBHOOK_SECRET_ARN": "WebhookSecret",
+    "WEBHOOK_RETRY_SCHEDULE": "1,2",
 }
 os.environ.update(LAMBDA_ENVIRONMENT)
 os.environ.pop("AWS_ENDPOINT_URL", None)

@@ -15,9 +15,19 @@ import botocore.session
 from botocore.config import Config
 
 from core.dynamodb_store import DynamoTaskStore
+from core.events import Notifier
 from core.payloads import S3PayloadStore
+from core.publishers import EventBridgePublisher, SqsDeliveryQueue, SqsRetryQueue
 from core.queue import SqsTaskQueue
-from core.settings import result_settings, settings, submit_settings, worker_settings
+from core.settings import (
+    notifier_settings,
+    result_settings,
+    settings,
+    submit_settings,
+    webhook_settings,
+    worker_settings,
+)
+from core.webhooks import WebhookSender
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -130,3 +140,31 @@ def id_secret() -> bytes:
 def listing_secret() -> bytes:
     """The same secret, as the result function reads it to sign and check list cursors (core.listing)."""
     return _secret(result_settings().id_secret_arn)
+
+
+@lru_cache(maxsize=1)
+def notifier() -> Notifier:
+    """The notifier's events and deliveries; with TaskEvents Disabled no EventBridge client is built."""
+    config = notifier_settings()
+    publisher = None
+    if config.events_enabled:
+        events = session().client("events", config=_CONFIG)
+        publisher = EventBridgePublisher(config.event_bus_name, config.event_source, events)
+    return Notifier(publisher, SqsDeliveryQueue(config.webhook_queue_url, sqs_client()))
+
+
+@lru_cache(maxsize=1)
+def webhook_secret() -> str:
+    """The webhooks' signing key (with or without whsec_), read by the webhook function alone, at its first delivery."""
+    return _secret(webhook_settings().secret_arn).decode()
+
+
+@lru_cache(maxsize=1)
+def webhook_sender() -> WebhookSender:
+    config = webhook_settings()
+    return WebhookSender(
+        webhook_secret,
+        policy=config.url_policy,
+        schedule=config.retry_schedule,
+        queue=SqsRetryQueue(config.queue_url, config.dead_letter_queue_url, sqs_client()),
+    )

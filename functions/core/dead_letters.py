@@ -47,11 +47,20 @@ class DeadLetters:
     def settle(self, message: TaskMessage) -> Outcome:
         """Fail the message's task unless it is done with; TaskBusy while a live claim holds it (its run records its
         own outcome; should that worker stop, the next delivery of this dead letter fails the task)."""
-        done = self._done_with(message, view(self._store.get(message.task_id), self._clock()))
+        stored = self._store.get(message.task_id)
+        current = view(stored, self._clock())
+        failure = self._failure
+        if stored is not None and current is not None and current.status.is_terminal and not stored.status.is_terminal:
+            # Failed only as read (core.lifecycle.view: the last attempt's worker stopped and its lease lapsed): the
+            # record is written failed now, with that reason, so that the task's end is a write like any other's
+            # (its completion event and webhook come from that write: core.events).
+            failure = current.error or failure
+            current = stored
+        done = self._done_with(message, current)
         if done is not None:
             return done
         try:
-            failed = self._store.give_up(message.task_id, self._clock(), self._failure)
+            failed = self._store.give_up(message.task_id, self._clock(), failure)
         except TransitionRefused as refused:
             done = self._done_with(message, view(refused.current, self._clock()))
             if done is not None:

@@ -65,6 +65,7 @@ def to_item(record: TaskRecord) -> dict[str, Any]:
         "input_ref": record.input_ref,
         "result": record.result_json,
         "result_ref": record.result_ref,
+        "webhook_url": record.webhook_url,
     }
     item.update({key: _s(value) for key, value in optional_texts.items() if value is not None})
     if record.result_bytes is not None:
@@ -125,6 +126,7 @@ def from_item(item: dict[str, Any]) -> TaskRecord:
         input_ref=text("input_ref"),
         result_ref=text("result_ref"),
         result_bytes=int(item["result_bytes"]["N"]) if "result_bytes" in item else None,
+        webhook_url=text("webhook_url"),
     )
 
 

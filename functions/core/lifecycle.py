@@ -182,7 +182,9 @@ TRANSITIONS: dict[Write, Transition] = {
             _CLAIMABLE,
             _claimable,
             "the task's message reached the dead-letter queue without a finished attempt (throttled or deferred on "
-            "every delivery); not while a live claim holds the task: that run records its own outcome",
+            "every delivery, or its last attempt's worker stopped: the failure view() shows is then written, so that "
+            "the task's end is a write and its completion event follows); not while a live claim holds the task: "
+            "that run records its own outcome",
         ),
     )
 }

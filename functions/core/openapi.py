@@ -11,6 +11,7 @@ from core.listing import DEFAULT_LIMIT, MAX_EXAMINED, MAX_LIMIT
 from core.records import TaskStatus
 from core.registry import tasks
 from core.service import MAX_IDEMPOTENCY_KEY_LENGTH
+from core.webhooks import MAX_URL_LENGTH, WEBHOOK_HEADER
 
 _TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
@@ -110,6 +111,11 @@ def openapi_document() -> dict[str, Any]:
             "post": {
                 "operationId": f"submit_{name}",
                 "summary": definition.description.splitlines()[0] if definition.description else f"Submit {name}",
+                # The Webhook-URL header is described here, not as a parameter: a schema can say "a URL", not "of a
+                # public host", and the API fuzzer would take every 422 for a schema-valid URL as a contract breach.
+                "description": f"Optional header {WEBHOOK_HEADER}: an https URL (at most {MAX_URL_LENGTH} characters) "
+                "of a public host, POSTed the task's outcome when it ends, signed as Standard Webhooks specify; "
+                "any other URL is refused with 422.",
                 "parameters": [
                     {
                         "name": "Idempotency-Key",

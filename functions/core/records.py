@@ -69,6 +69,8 @@ class TaskRecord(msgspec.Struct, frozen=True):
     # The payload bucket's key of a result too large for the record (result_json None), and its size.
     result_ref: str | None = None
     result_bytes: int | None = None
+    # Where the outcome is POSTed when the task ends (the Webhook-URL header at submit; core.webhooks): never an input.
+    webhook_url: str | None = None
 
     def is_expired(self, now: float) -> bool:
         # DynamoDB deletes expired items up to a few days late: a record past its expiry is gone already.

@@ -38,6 +38,7 @@ from core.payloads import (
 from core.queue import TaskMessage, TaskQueue
 from core.records import TaskRecord, TaskStatus
 from core.store import TaskStore, TransitionRefused
+from core.webhooks import UrlPolicy, check_url
 
 # The registry (and the task modules under it) is imported by submit only: GET and DELETE read the record, so the
 # result function starts without them.
@@ -109,6 +110,7 @@ class TaskService:
         payloads: PayloadStore | None = None,
         id_secret: Callable[[], bytes] = _no_secret,
         clock: Callable[[], float] = time.time,
+        webhook_url_policy: UrlPolicy = UrlPolicy.PUBLIC,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -118,6 +120,7 @@ class TaskService:
         # submission or a listing: plain submissions never pay for fetching it.
         self._id_secret = id_secret
         self._clock = clock
+        self._webhook_url_policy = webhook_url_policy
 
     def create_upload(self, owner: str) -> Upload:
         """A form for uploading an input straight to the payload bucket, for `owner` alone to submit."""
@@ -138,11 +141,16 @@ class TaskService:
         owner: str,
         idempotency_key: str | None = None,
         upload_id: str | None = None,
+        webhook_url: str | None = None,
     ) -> Submission:
         """Validate, record as queued, then enqueue. Nothing is stored or sent for invalid input.
 
         `inputs`: the body's inputs; or, with `upload_id`, None: the input is the caller's upload, which the worker
-        validates before the run (a task whose upload does not fit its model fails, with the 422's errors)."""
+        validates before the run (a task whose upload does not fit its model fails, with the 422's errors).
+        `webhook_url`: the Webhook-URL header, checked against the stack's policy (core.webhooks) before anything is
+        stored; the delivery checks the address it connects to again."""
+        if webhook_url is not None:
+            check_url(webhook_url, self._webhook_url_policy)
         task_name = definition.name
         now = self._clock()
         task_id = str(uuid.uuid4())
@@ -164,6 +172,9 @@ class TaskService:
                 input_ref = input_key(task_id, data)
                 self._payloads_or_fail().put(input_ref, data)
                 input_json = None
+        if webhook_url is not None:
+            # A replay naming another webhook is another request (its first URL would silently win).
+            fingerprint += f"\nwebhook {webhook_url}"
         # What an idempotent replay must match: the same inputs, or the same upload.
         request_hash = hashlib.sha256(fingerprint.encode()).hexdigest() if idempotency_key is not None else None
         record = TaskRecord(
@@ -177,6 +188,7 @@ class TaskService:
             request_hash=request_hash,
             retry_after_seconds=definition.retry_after_seconds,
             input_ref=input_ref,
+            webhook_url=webhook_url,
         )
         try:
             self._store.create(record, now)

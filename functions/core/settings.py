@@ -7,6 +7,8 @@ from functools import lru_cache
 
 import msgspec
 
+from core.webhooks import RetrySchedule, UrlPolicy
+
 
 class SettingsError(RuntimeError):
     """The function's environment lacks a variable it cannot run without."""
@@ -49,6 +51,8 @@ class SubmitSettings(Settings, frozen=True):
     queue_url: str
     # The key that idempotent task ids are derived with (core.service.idempotent_task_id).
     id_secret_arn: str
+    # Which Webhook-URL a submission may name (core.webhooks.UrlPolicy).
+    webhook_url_policy: UrlPolicy
 
     @classmethod
     def from_env(cls) -> SubmitSettings:
@@ -56,6 +60,7 @@ class SubmitSettings(Settings, frozen=True):
             **msgspec.structs.asdict(Settings.from_env()),
             queue_url=_required("QUEUE_URL"),
             id_secret_arn=_required("TASK_ID_SECRET_ARN"),
+            webhook_url_policy=_url_policy(),
         )
 
 
@@ -90,6 +95,67 @@ class DeadLetterSettings(Settings, frozen=True):
     @classmethod
     def from_env(cls) -> DeadLetterSettings:
         return cls(**msgspec.structs.asdict(Settings.from_env()), max_receive_count=_positive_int("MAX_RECEIVE_COUNT"))
+
+
+def _url_policy() -> UrlPolicy:
+    raw = _required("WEBHOOK_URL_POLICY")
+    try:
+        return UrlPolicy(raw)
+    except ValueError as exc:
+        raise SettingsError(f"WEBHOOK_URL_POLICY must be one of {[p.value for p in UrlPolicy]}, got {raw!r}") from exc
+
+
+class NotifierSettings(msgspec.Struct, frozen=True):
+    # The stack's TaskEvents parameter: Disabled puts no events on the bus (webhooks are still delivered).
+    events_enabled: bool
+    event_bus_name: str
+    # The `source` of every event: the service's name.
+    event_source: str
+    webhook_queue_url: str
+
+    @classmethod
+    def from_env(cls) -> NotifierSettings:
+        raw = _required("TASK_EVENTS")
+        if raw not in ("Enabled", "Disabled"):
+            raise SettingsError(f"TASK_EVENTS must be Enabled or Disabled, got {raw!r}")
+        return cls(
+            events_enabled=raw == "Enabled",
+            event_bus_name=_required("EVENT_BUS_NAME"),
+            event_source=_required("POWERTOOLS_SERVICE_NAME"),
+            webhook_queue_url=_required("WEBHOOK_QUEUE_URL"),
+        )
+
+
+class WebhookSettings(msgspec.Struct, frozen=True):
+    secret_arn: str
+    url_policy: UrlPolicy
+    retry_schedule: RetrySchedule
+    queue_url: str
+    dead_letter_queue_url: str
+
+    @classmethod
+    def from_env(cls) -> WebhookSettings:
+        try:
+            schedule = RetrySchedule.parse(_required("WEBHOOK_RETRY_SCHEDULE"))
+        except ValueError as exc:
+            raise SettingsError(f"WEBHOOK_RETRY_SCHEDULE: {exc}") from exc
+        return cls(
+            secret_arn=_required("WEBHOOK_SECRET_ARN"),
+            url_policy=_url_policy(),
+            retry_schedule=schedule,
+            queue_url=_required("WEBHOOK_QUEUE_URL"),
+            dead_letter_queue_url=_required("WEBHOOK_DEAD_LETTER_QUEUE_URL"),
+        )
+
+
+@lru_cache(maxsize=1)
+def notifier_settings() -> NotifierSettings:
+    return NotifierSettings.from_env()
+
+
+@lru_cache(maxsize=1)
+def webhook_settings() -> WebhookSettings:
+    return WebhookSettings.from_env()
 
 
 @lru_cache(maxsize=1)

@@ -16,6 +16,7 @@ from core.records import iso
 from core.registry import get_task
 from core.service import UPLOAD_HEADER, TaskService
 from core.settings import submit_settings
+from core.webhooks import WEBHOOK_HEADER
 
 
 @lru_cache(maxsize=1)
@@ -26,6 +27,7 @@ def service() -> TaskService:
         retention_days=submit_settings().retention_days,
         payloads=payload_store(),
         id_secret=id_secret,
+        webhook_url_policy=submit_settings().webhook_url_policy,
     )
 
 
@@ -38,6 +40,7 @@ def submit(request: Request, task: str) -> dict[str, Any]:
         owner=request.owner,
         idempotency_key=request.header("Idempotency-Key"),
         upload_id=upload_id,
+        webhook_url=request.header(WEBHOOK_HEADER),
     )
     logger.set_correlation_id(submission.record.task_id)
     logger.info("task accepted", task=task, replayed=submission.replayed, uploaded=upload_id is not None)

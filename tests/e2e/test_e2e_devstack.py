@@ -97,6 +97,8 @@ def test_services_only_mode_starts_and_stops(tmp_path: Path) -> None:
             "ResultFunction",
             "WorkerFunction",
             "DeadLetterFunction",
+            "NotifierFunction",
+            "WebhookFunction",
         }
     finally:
         # WHEN it gets SIGTERM THEN it stops cleanly

@@ -23,8 +23,16 @@ TEMPLATE = ROOT / "template.yaml"
 BIN = Path(sys.executable).parent
 AUTH_TYPES = ("AWS_IAM", "JWT", "NONE")
 JWT_PARAMETERS = {"JwtIssuer": "https://issuer.example.com", "JwtAudience": "task-api"}
-FUNCTIONS = ("SubmitFunction", "ResultFunction", "WorkerFunction", "DeadLetterFunction")
-SQS_FUNCTIONS = ("WorkerFunction", "DeadLetterFunction")
+FUNCTIONS = (
+    "SubmitFunction",
+    "ResultFunction",
+    "WorkerFunction",
+    "DeadLetterFunction",
+    "NotifierFunction",
+    "WebhookFunction",
+)
+SQS_FUNCTIONS = ("WorkerFunction", "DeadLetterFunction", "WebhookFunction")
+STREAM_FUNCTIONS = ("NotifierFunction",)
 API_FUNCTIONS = ("SubmitFunction", "ResultFunction")
 # What SAM attaches by itself: basic execution (logs), X-Ray (Tracing: Active) and, for the SQS event source,
 # queue polling. Their account-wide resources are capped by FunctionPermissionsBoundary (tested below).
@@ -33,8 +41,9 @@ SAM_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
 }
 SQS_POLLER_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
+STREAM_POLLER_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole"
 # Actions that support no resource-level permissions, so "*" is the only possible resource.
-UNSCOPABLE_ACTION_PREFIXES = ("xray:",)
+UNSCOPABLE_ACTION_PREFIXES = ("xray:", "dynamodb:ListStreams")
 # The dashboard's static files: the only routes without the chosen auth (the page holds no data; its calls carry the
 # user's token).
 OPEN_ROUTES = {("/dashboard", "get"), ("/dashboard/app.js", "get"), ("/dashboard/app.css", "get")}
@@ -380,6 +389,8 @@ def test_template_each_function_may_touch_only_the_payload_prefixes_it_uses(reso
     # Download links: of results (GET .../result), and of inputs kept apart (GET .../input).
     assert _object_grants(resources, "ResultFunction") == {"s3:GetObject": {"results", "inputs", "uploads"}}
     assert _object_grants(resources, "DeadLetterFunction") == {}
+    assert _object_grants(resources, "NotifierFunction") == {}
+    assert _object_grants(resources, "WebhookFunction") == {}
 
 
 def test_template_payload_bucket_is_private_encrypted_tls_only_and_expires_with_the_tasks(
@@ -403,7 +414,11 @@ def test_template_payload_bucket_is_private_encrypted_tls_only_and_expires_with_
 def test_template_function_roles_grant_no_wildcards(resources: dict[str, Any]) -> None:
     for name in FUNCTIONS:
         role = resources[resources[name]["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
-        allowed_managed = SAM_MANAGED_POLICIES | ({SQS_POLLER_POLICY} if name in SQS_FUNCTIONS else set())
+        allowed_managed = (
+            SAM_MANAGED_POLICIES
+            | ({SQS_POLLER_POLICY} if name in SQS_FUNCTIONS else set())
+            | ({STREAM_POLLER_POLICY} if name in STREAM_FUNCTIONS else set())
+        )
         assert set(role["ManagedPolicyArns"]) <= allowed_managed, name
         assert role["PermissionsBoundary"] == {"Ref": "FunctionPermissionsBoundary"}, name
         for policy in role.get("Policies", []):
@@ -428,7 +443,7 @@ def test_template_permissions_boundary_is_scoped(resources: dict[str, Any]) -> N
                 # objects, the table's index.
                 assert (
                     set(resource) == {"Fn::GetAtt"}
-                    or resource in ({"Ref": "TaskIdSecret"}, OWNER_INDEX_ARN)
+                    or resource in ({"Ref": "TaskIdSecret"}, {"Ref": "WebhookSecret"}, OWNER_INDEX_ARN)
                     or resource == {"Fn::Sub": "${PayloadBucket.Arn}/*"}
                 ), resource
     log_groups = next(s for s in _statements(document) if "logs:PutLogEvents" in s["Action"])["Resource"]
@@ -437,6 +452,8 @@ def test_template_permissions_boundary_is_scoped(resources: dict[str, Any]) -> N
         "ResultLogGroup",
         "WorkerLogGroup",
         "DeadLetterLogGroup",
+        "NotifierLogGroup",
+        "WebhookLogGroup",
     }
 
 
@@ -447,6 +464,10 @@ def test_template_only_submit_and_result_may_read_the_task_id_secret(resources: 
         for policy in role.get("Policies", []):
             for statement in _statements(policy["PolicyDocument"]):
                 if "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
+                    # The webhook function reads the webhooks' own key and nothing else (test_template_events).
+                    if name == "WebhookFunction":
+                        assert as_list(statement["Resource"]) == [{"Ref": "WebhookSecret"}]
+                        continue
                     assert as_list(statement["Resource"]) == [{"Ref": "TaskIdSecret"}]
                     readers.add(name)
     # Submit derives idempotent task ids from it, result the key it signs list cursors with.

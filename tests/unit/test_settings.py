@@ -42,3 +42,45 @@ def test_empty_endpoint_url_from_the_template_means_aws_itself(monkeypatch: pyte
     monkeypatch.setenv("AWS_ENDPOINT_URL", "")
 
     assert boto3.client("dynamodb").meta.endpoint_url == "https://dynamodb.us-east-1.amazonaws.com"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WEBHOOK_URL_POLICY", "anything"),
+        ("WEBHOOK_RETRY_SCHEDULE", "30,forever"),
+        ("WEBHOOK_RETRY_SCHEDULE", "86400"),
+        ("WEBHOOK_SECRET_ARN", ""),
+    ],
+)
+def test_webhook_settings_refuse_a_bad_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    from core.settings import WebhookSettings
+
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(SettingsError, match=name):
+        WebhookSettings.from_env()
+
+
+def test_webhook_and_notifier_settings_read_the_templates_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.settings import NotifierSettings, WebhookSettings
+    from core.webhooks import UrlPolicy
+
+    monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", "30,120,600")
+    monkeypatch.setenv("TASK_EVENTS", "Disabled")
+
+    webhooks, notifier = WebhookSettings.from_env(), NotifierSettings.from_env()
+
+    assert webhooks.retry_schedule.delays == (30, 120, 600)
+    assert webhooks.url_policy is UrlPolicy.PUBLIC
+    assert notifier.events_enabled is False
+    assert notifier.event_source == "long-running-tasks"
+
+
+def test_notifier_settings_refuse_an_unknown_task_events_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.settings import NotifierSettings
+
+    monkeypatch.setenv("TASK_EVENTS", "yes")
+
+    with pytest.raises(SettingsError, match="TASK_EVENTS"):
+        NotifierSettings.from_env()

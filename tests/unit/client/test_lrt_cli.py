@@ -238,3 +238,16 @@ def test_progress_report_draws_a_bar_on_a_terminal() -> None:
     frames = terminal.getvalue().split("\r\033[K")
     assert frames[1] == "multiply 0f8e2b7a [#####-----]  50% running"
     assert frames[2] == "multiply 0f8e2b7a [##########] 100% succeeded\n"
+
+
+def test_submit_webhook_is_sent_in_the_webhook_url_header(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN
+    api.script("POST", "/multiply", task_reply("queued"))
+
+    # WHEN
+    code = lrt(api, "submit", "multiply", "x=2", "y=3", "--webhook", "https://hooks.example.com/t")
+
+    # THEN
+    assert code == 0
+    assert api.requests[0].headers["webhook-url"] == "https://hooks.example.com/t"
+    assert api.requests[0].json() == {"x": 2, "y": 3}

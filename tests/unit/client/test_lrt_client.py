@@ -336,3 +336,24 @@ def test_parse_retry_after_reads_an_http_date() -> None:
     in_a_minute = datetime.fromtimestamp(datetime.now(UTC).timestamp() + 60, UTC)
 
     assert parse_retry_after(format_datetime(in_a_minute, usegmt=True)) == pytest.approx(60, abs=2)
+
+
+def test_submit_sends_the_webhook_url_as_a_header_not_an_input(api: FakeApi, fake_time: FakeTime) -> None:
+    api.script("POST", "/multiply", task_reply("queued"))
+
+    client_for(api, fake_time).submit("multiply", x=2, y=3, webhook_url="https://hooks.example.com/t")
+
+    assert api.requests[0].headers["webhook-url"] == "https://hooks.example.com/t"
+    assert api.requests[0].json() == {"x": 2, "y": 3}
+
+
+def test_submit_refused_webhook_url_raises_invalid_input_naming_the_header(api: FakeApi, fake_time: FakeTime) -> None:
+    errors = [{"field": "Webhook-URL", "message": "the webhook URL must be an https URL", "type": "invalid"}]
+    api.script(
+        "POST", "/multiply", problem_reply(422, "Invalid input", "Webhook-URL: must be an https URL", errors=errors)
+    )
+
+    with pytest.raises(InvalidInput) as raised:
+        client_for(api, fake_time).submit("multiply", x=2, y=3, webhook_url="http://hooks.example.com/t")
+
+    assert raised.value.errors[0]["field"] == "Webhook-URL"

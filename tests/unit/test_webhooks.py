@@ -1,0 +1,409 @@
+"""Webhooks: which URLs are refused (at submit and at delivery), how a delivery is signed and retried.
+
+No test here may send anything to an address other than 127.0.0.1: every name resolves through a stub, and the
+`no_connections_but_loopback` guard fails a test that opens a connection anywhere else (before it is made)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from standardwebhooks import Webhook
+
+from core.errors import InvalidInput
+from core.events import task_event
+from core.records import TaskRecord, TaskStatus
+from core.webhooks import (
+    MAX_URL_LENGTH,
+    Delivery,
+    DeliveryFailed,
+    RetrySchedule,
+    UrlPolicy,
+    WebhookRefused,
+    WebhookSender,
+    check_url,
+    parse_url,
+    resolve_checked,
+    signed_headers,
+)
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+NOW = 1_796_400_000.0
+
+
+@pytest.fixture(autouse=True)
+def no_connections_but_loopback(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every socket connection of a test, made only when it is to 127.0.0.1; any other fails the test unmade."""
+    attempted: list[Any] = []
+    connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: Any) -> None:
+        attempted.append(address)
+        host = address[0] if isinstance(address, tuple) else address
+        if host != "127.0.0.1":
+            pytest.fail(f"a test tried to connect to {address!r}")
+        connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    resolve = socket.getaddrinfo
+
+    def no_lookups(host: Any, *args: Any, **kwargs: Any) -> Any:
+        # Not even a DNS query leaves this machine: names resolve through the tests' stubs.
+        if host not in ("127.0.0.1", "localhost", None):
+            pytest.fail(f"a test tried to resolve {host!r}")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookups)
+    return attempted
+
+
+def resolving_to(*addresses: str) -> Callable[[str, int], Sequence[str]]:
+    def resolve(host: str, port: int) -> Sequence[str]:
+        return list(addresses)
+
+    return resolve
+
+
+def finished(**changes: Any) -> TaskRecord:
+    values: dict[str, Any] = {
+        "task_id": "2f1c1c4e-8d3c-4b7e-9a55-0d6f1c3a9b11",
+        "task": "multiply",
+        "status": TaskStatus.SUCCEEDED,
+        "input_json": '{"x":2,"y":3}',
+        "created_at": NOW,
+        "expires_at": int(NOW) + 86_400,
+        "owner": "alice",
+        "started_at": NOW + 1,
+        "finished_at": NOW + 2,
+        "result_json": "6",
+        "webhook_url": "https://hooks.example.com/tasks",
+    }
+    return TaskRecord(**(values | changes))
+
+
+class FakeQueue:
+    def __init__(self) -> None:
+        self.retries: list[tuple[str, int]] = []
+        self.dead_letters: list[str] = []
+
+    def retry_later(self, receipt_handle: str, seconds: int) -> None:
+        self.retries.append((receipt_handle, seconds))
+
+    def dead_letter(self, body: str) -> None:
+        self.dead_letters.append(body)
+
+
+def sqs_record(delivery: Delivery, attempt: int) -> dict[str, Any]:
+    return {
+        "messageId": f"m{attempt}",
+        "receiptHandle": f"r{attempt}",
+        "body": delivery.to_message(),
+        "attributes": {"ApproximateReceiveCount": str(attempt)},
+    }
+
+
+# ---- URLs refused at submit
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://hooks.example.com/x", "https"),
+        ("ftp://hooks.example.com/x", "https"),
+        ("https://user:pass@hooks.example.com/x", "user name"),
+        ("https://hooks.example.com/x#frag", "fragment"),
+        ("https://hooks.example.com/" + "a" * MAX_URL_LENGTH, "longer"),
+        ("https://10.0.0.1/x", "not allowed"),
+        ("https://169.254.169.254/latest/meta-data/", "not allowed"),
+        ("https://127.0.0.1/x", "not allowed"),
+        ("https://[::1]/x", "not allowed"),
+        ("https://[::ffff:10.0.0.1]/x", "not allowed"),
+        ("https://[fd00:ec2::254]/x", "not allowed"),
+        ("https://224.0.0.1/x", "not allowed"),
+        ("https://0.0.0.0/x", "not allowed"),
+        ("https://100.64.0.1/x", "not allowed"),
+        ("https://2130706433/x", "usual form"),
+        ("https://0x7f.0.0.1/x", "usual form"),
+        ("https://localhost/x", "public host"),
+        ("https://metadata.google.internal/x", "public host"),
+        ("https://hooks.example.com /x", "spaces"),
+        ("https://hööks.example.com/x", "ASCII"),
+        ("https:///x", "host"),
+    ],
+)
+def test_check_url_refuses_what_the_public_policy_does_not_allow(url: str, why: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        check_url(url, UrlPolicy.PUBLIC)
+
+    assert why in str(refused.value.detail)
+    assert refused.value.extra["errors"][0]["field"] == "Webhook-URL"
+
+
+@pytest.mark.parametrize(
+    "url", ["https://hooks.example.com/tasks?key=1", "https://hooks.example.com:8443/x", "https://93.184.216.34/x"]
+)
+def test_check_url_accepts_public_https_urls(url: str) -> None:
+    assert check_url(url, UrlPolicy.PUBLIC) == url
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/hook", "https://127.0.0.1/hook", "http://localhost:9/x"])
+def test_check_url_under_the_loopback_policy_accepts_this_machine(url: str) -> None:
+    assert check_url(url, UrlPolicy.LOOPBACK) == url
+
+
+@pytest.mark.parametrize(
+    "url", ["http://10.0.0.1/x", "https://hooks.example.com/x", "http://169.254.169.254/", "http://[::2]/"]
+)
+def test_check_url_under_the_loopback_policy_refuses_everything_else(url: str) -> None:
+    with pytest.raises(InvalidInput):
+        check_url(url, UrlPolicy.LOOPBACK)
+
+
+# ---- addresses refused at delivery, without a connection
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        ("10.0.0.1",),
+        ("169.254.169.254",),
+        ("::1",),
+        ("127.0.0.1",),
+        ("::ffff:192.168.1.1",),
+        ("fd00:ec2::254",),
+        # One public address beside a private one: the name is refused, whichever would have been connected to.
+        ("93.184.216.34", "10.0.0.1"),
+    ],
+)
+def test_a_name_that_resolves_to_a_forbidden_address_is_refused_without_a_connection(
+    addresses: tuple[str, ...], no_connections_but_loopback: list[Any]
+) -> None:
+    queue = FakeQueue()
+    sender = WebhookSender(
+        lambda: SECRET,
+        policy=UrlPolicy.PUBLIC,
+        schedule=RetrySchedule.parse("1,2"),
+        queue=queue,
+        resolver=resolving_to(*addresses),
+    )
+    delivery = Delivery.of(task_event(finished()))
+
+    with pytest.raises(WebhookRefused):
+        sender.deliver(delivery)
+    response = sender.handle([sqs_record(delivery, 1)])
+
+    assert no_connections_but_loopback == []
+    # Refused for good: dead-lettered at once, never retried.
+    assert response == {"batchItemFailures": []}
+    assert queue.dead_letters == [delivery.to_message()]
+    assert queue.retries == []
+
+
+def test_resolve_checked_connects_to_the_address_it_checked() -> None:
+    target = parse_url("https://hooks.example.com/x", UrlPolicy.PUBLIC)
+
+    assert resolve_checked(target, UrlPolicy.PUBLIC, resolving_to("93.184.216.34", "2606:2800:220:1::1")) == (
+        "93.184.216.34"
+    )
+
+
+def test_a_name_that_does_not_resolve_is_a_failure_tried_again() -> None:
+    def unresolvable(host: str, port: int) -> Sequence[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    target = parse_url("https://hooks.example.com/x", UrlPolicy.PUBLIC)
+
+    with pytest.raises(DeliveryFailed):
+        resolve_checked(target, UrlPolicy.PUBLIC, unresolvable)
+
+
+# ---- signing, verified with the library's own verifier
+
+
+def test_signed_headers_verify_with_standardwebhooks_with_or_without_the_prefix() -> None:
+    delivery = Delivery.of(task_event(finished()))
+    now = datetime.now(UTC)
+
+    for secret in (SECRET, SECRET.removeprefix("whsec_")):
+        headers = signed_headers(secret, delivery, now)
+        assert Webhook(SECRET).verify(delivery.body, headers) == json.loads(delivery.body)
+    assert headers["webhook-id"] == f"msg_{delivery.task_id}_succeeded"
+    assert headers["webhook-timestamp"] == str(int(now.timestamp()))
+
+
+class Receiver:
+    """An HTTP(S) server on 127.0.0.1 that answers each POST with the next status of `statuses` (then 200)."""
+
+    def __init__(self, statuses: Sequence[int] = (), tls: ssl.SSLContext | None = None) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        statuses_left = list(statuses)
+        received = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                status = statuses_left.pop(0) if statuses_left else 200
+                if status in (301, 302, 307, 308):
+                    self.send_response(status)
+                    self.send_header("Location", "http://10.0.0.1/elsewhere")
+                else:
+                    self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.errors: list[Any] = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # A refused TLS handshake is what some tests expect: noted here rather than printed by socketserver.
+        self.server.handle_error = lambda request, address: self.errors.append(address)  # type: ignore[method-assign]
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator[Callable[..., Receiver]]:
+    started: list[Receiver] = []
+
+    def start(statuses: Sequence[int] = (), tls: ssl.SSLContext | None = None) -> Receiver:
+        started.append(Receiver(statuses, tls))
+        return started[-1]
+
+    yield start
+    for receiver in started:
+        receiver.close()
+
+
+def loopback_sender(queue: FakeQueue, **options: Any) -> WebhookSender:
+    return WebhookSender(
+        lambda: SECRET,
+        policy=UrlPolicy.LOOPBACK,
+        schedule=RetrySchedule.parse("30,120"),
+        queue=queue,
+        resolver=resolving_to("127.0.0.1"),
+        **options,
+    )
+
+
+def test_a_delivery_is_posted_signed_and_a_500_is_retried_under_the_same_webhook_id(
+    receiver_factory: Callable[..., Receiver],
+) -> None:
+    receiver = receiver_factory(statuses=[500])
+    queue = FakeQueue()
+    sender = loopback_sender(queue)
+    delivery = Delivery.of(task_event(finished(webhook_url=f"http://127.0.0.1:{receiver.port}/hooks?x=1")))
+
+    first = sender.handle([sqs_record(delivery, 1)])
+    second = sender.handle([sqs_record(delivery, 2)])
+
+    assert first == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert queue.retries == [("r1", 30)]  # the schedule's first delay
+    assert second == {"batchItemFailures": []}
+    (headers_1, body_1), (headers_2, body_2) = receiver.requests
+    assert headers_1["webhook-id"] == headers_2["webhook-id"] == f"msg_{delivery.task_id}_succeeded"
+    assert body_1 == body_2
+    detail = Webhook(SECRET).verify(body_2, headers_2)
+    assert (detail["status"], detail["result"], detail["task_id"]) == ("succeeded", 6, delivery.task_id)
+    assert headers_2["host"] == f"127.0.0.1:{receiver.port}"
+
+
+def test_a_redirect_is_not_followed_and_counts_as_a_failure(
+    receiver_factory: Callable[..., Receiver], no_connections_but_loopback: list[Any]
+) -> None:
+    receiver = receiver_factory(statuses=[302])
+    queue = FakeQueue()
+    delivery = Delivery.of(task_event(finished(webhook_url=f"http://127.0.0.1:{receiver.port}/hook")))
+
+    response = loopback_sender(queue).handle([sqs_record(delivery, 1)])
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert len(receiver.requests) == 1
+    assert all(address[0] == "127.0.0.1" for address in no_connections_but_loopback)
+
+
+def test_after_the_last_retry_a_delivery_is_dead_lettered(receiver_factory: Callable[..., Receiver]) -> None:
+    receiver = receiver_factory(statuses=[503, 503, 503])
+    queue = FakeQueue()
+    sender = loopback_sender(queue)
+    delivery = Delivery.of(task_event(finished(webhook_url=f"http://127.0.0.1:{receiver.port}/hook")))
+
+    responses = [sender.handle([sqs_record(delivery, attempt)]) for attempt in (1, 2, 3)]
+
+    assert [len(r["batchItemFailures"]) for r in responses] == [1, 1, 0]
+    assert queue.retries == [("r1", 30), ("r2", 120)]
+    assert queue.dead_letters == [delivery.to_message()]
+
+
+def test_https_connects_to_the_checked_address_and_verifies_the_certificate_for_the_name(
+    receiver_factory: Callable[..., Receiver], tmp_path: Path
+) -> None:
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(server_context)
+    receiver = receiver_factory(tls=server_context)
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    queue = FakeQueue()
+    sender = loopback_sender(queue, ca_certs=str(ca_file))
+    delivery = Delivery.of(task_event(finished(webhook_url=f"https://localhost:{receiver.port}/hook")))
+
+    assert sender.handle([sqs_record(delivery, 1)]) == {"batchItemFailures": []}
+    ((headers, body),) = receiver.requests
+    assert headers["host"] == f"localhost:{receiver.port}"
+    assert Webhook(SECRET).verify(body, headers)["task_id"] == delivery.task_id
+
+
+def test_https_refuses_a_certificate_for_another_name(
+    receiver_factory: Callable[..., Receiver], tmp_path: Path
+) -> None:
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("other.example").configure_cert(server_context)
+    receiver = receiver_factory(tls=server_context)
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    sender = loopback_sender(FakeQueue(), ca_certs=str(ca_file))
+
+    with pytest.raises(DeliveryFailed):
+        sender.deliver(Delivery.of(task_event(finished(webhook_url=f"https://localhost:{receiver.port}/hook"))))
+    assert receiver.requests == []
+
+
+# ---- the retry schedule
+
+
+def test_retry_schedule_gives_each_attempts_delay_then_none() -> None:
+    schedule = RetrySchedule.parse("30,120,600")
+
+    assert [schedule.delay_after(attempt) for attempt in (1, 2, 3, 4)] == [30, 120, 600, None]
+    assert schedule.total_seconds == 750
+
+
+@pytest.mark.parametrize("text", ["", "1,,2", "a", "-1", "43201", ",".join(["1"] * 41), ",".join(["43200"] * 27)])
+def test_retry_schedule_refuses_what_sqs_cannot_do(text: str) -> None:
+    with pytest.raises(ValueError, match="seconds"):
+        RetrySchedule.parse(text)
+
+
+def test_a_delivery_message_round_trips_and_keeps_its_body_byte_for_byte() -> None:
+    delivery = Delivery.of(task_event(finished()))
+
+    assert Delivery.from_message(delivery.to_message()) == delivery
+    assert delivery.body == task_event(finished()).detail_json()
