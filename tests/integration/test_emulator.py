@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import requests
 import pytest
+import requests
 
 from devstack.emulator import moto_app, request_counts
 from devstack.serving import ThreadedServer

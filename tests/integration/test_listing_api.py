@@ -241,7 +241,7 @@ def test_no_write_of_a_tasks_run_touches_what_the_owner_index_holds(aws: LocalRe
 
     # WHEN each update of the lifecycle is made
     claimed = store.claim(first.task_id, now, 30, started_at=now)
-    store.report_progress(claimed, 0.5)
+    store.report_progress(claimed, 0.5, time.time())
     store.mark_last_attempt(claimed)
     store.release(claimed, claimed=True)
     store.release(second, claimed=False)
