@@ -149,7 +149,7 @@ class PollPolicy:
     # The API's own cap on what it asks (core.polling.MAX_SECONDS).
     max_retry_after: float = 300.0
     jitter: float = 0.1
-    max_jitter: float = 0.25
+    max_jitter: float = 0.1
     max_errors: int = 5
 
     def delay(self, attempt: int, retry_after: float | None, rand: float) -> float:

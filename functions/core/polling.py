@@ -21,12 +21,14 @@ import math
 
 from core.records import TaskRecord, TaskStatus
 
-MIN_SECONDS = 0.5
+# Never "come back now": a task that ends at once is still given the time its run and outcome's write take.
+MIN_SECONDS = 0.1
 # A wrong estimate costs at most this much delay; also what the lrt client believes at most (lrt.client.PollPolicy).
 MAX_SECONDS = 300.0
-# Come back a little after the expected end rather than at it: the outcome's write, and the error of the estimate.
-END_MARGIN_SECONDS = 0.3
-END_MARGIN_FRACTION = 0.02
+# Come back a little after the expected end rather than at it: the queue's pick-up and the outcome's write (tens of
+# milliseconds), and the error of the estimate. Too early costs one more GET, which then finds the run's own start.
+END_MARGIN_SECONDS = 0.1
+END_MARGIN_FRACTION = 0.01
 # Of the time taken so far, when nothing tells the end: the outcome is seen within this fraction of the run.
 UNKNOWN_FRACTION = 0.1
 # Progress below this says little about the rate (a task's first report is often 0 or nearly).
@@ -37,12 +39,12 @@ def retry_after(record: TaskRecord, now: float) -> float:
     """Seconds a client should wait before it polls this pending task again (MIN_SECONDS..MAX_SECONDS)."""
     floor = max(MIN_SECONDS, float(record.retry_after_seconds) if record.expected_seconds is None else MIN_SECONDS)
     remaining = _remaining(record, now)
-    if remaining is None or remaining <= 0:
+    if remaining is None or (remaining <= 0 and record.status is TaskStatus.RUNNING):
         # Overdue or unknown: a tenth of the task's age so far.
         since = record.started_at if record.status is TaskStatus.RUNNING and record.started_at else record.created_at
         wait = UNKNOWN_FRACTION * max(0.0, now - since)
     else:
-        wait = remaining + END_MARGIN_SECONDS + END_MARGIN_FRACTION * (record.expected_seconds or remaining)
+        wait = max(0.0, remaining) + END_MARGIN_SECONDS + END_MARGIN_FRACTION * (record.expected_seconds or remaining)
     return round(min(MAX_SECONDS, max(floor, wait)), 1)
 
 

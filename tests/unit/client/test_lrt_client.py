@@ -245,8 +245,8 @@ def test_poll_jitter_lengthens_but_never_undercuts_retry_after() -> None:
     policy = PollPolicy(initial=0.5, jitter=0.1)
 
     assert policy.delay(0, retry_after=3.0, rand=0.0) == 3.0
-    assert policy.delay(0, retry_after=3.0, rand=1.0) == pytest.approx(3.25)  # a tenth, at most a quarter second
-    assert policy.delay(0, retry_after=1.0, rand=1.0) == pytest.approx(1.1)
+    assert policy.delay(0, retry_after=3.0, rand=1.0) == pytest.approx(3.1)  # a tenth, at most 0.1 s
+    assert policy.delay(0, retry_after=0.5, rand=1.0) == pytest.approx(0.55)
     assert policy.delay(10_000, retry_after=None, rand=0.0) == policy.max_interval
 
 
