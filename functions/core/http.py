@@ -198,6 +198,7 @@ def task_response(
     submitted: bool = False,
     result_url: str | None = None,
     now: float | None = None,
+    recent: polling.RecentRuns | None = None,
 ) -> dict[str, Any]:
     """202 with Retry-After while the task is pending, 200 once it has finished. The answer to a submission is
     always 202 with the task's Location, even when an idempotent replay finds the task finished already.
@@ -205,7 +206,7 @@ def task_response(
 
     A pending task's body carries `retry_after` too, in seconds to a tenth (core.polling): the header is whole
     seconds, as HTTP has it, rounded up, which would make a client that trusts it see the outcome up to a second
-    late."""
+    late. `recent`: the tasks this environment has seen end lately, whose queue waits and runs the hint learns from."""
     headers: dict[str, str] = {}
     body = record.to_public(result_url)
     if submitted:
@@ -215,7 +216,7 @@ def task_response(
     else:
         status = 202
         if not record.status.is_terminal:
-            body["retry_after"] = polling.retry_after(record, time.time() if now is None else now)
+            body["retry_after"] = polling.retry_after(record, time.time() if now is None else now, recent)
             headers["Retry-After"] = polling.header_value(body["retry_after"])
         else:
             headers["Retry-After"] = polling.header_value(polling.MIN_SECONDS)

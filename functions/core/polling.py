@@ -5,7 +5,8 @@ Worked out at each GET from the record alone (the task's declared `expected_seco
 registry. The aim: a client that sleeps what it is told makes one or two GETs per task, and sees the outcome within
 max(1 s, 10 % of the run) of its end.
 
-- queued: the run has not started, so it cannot end before `expected_seconds` from now (plus the margin);
+- queued: the run has not started, so it cannot end before `expected_seconds` from now (plus the margin), nor
+  before the rest of the queue wait that tasks of its kind have had lately (RecentRuns);
 - running with progress: the rate so far (elapsed at the last report / progress) gives the remaining time;
 - running without progress: started_at + expected_seconds;
 - overdue, or nothing known: a tenth of the time the task has taken so far, so that the outcome is seen within 10 %
@@ -18,6 +19,8 @@ declared to take an hour that ends in a minute is still seen within the cap).
 from __future__ import annotations
 
 import math
+
+import msgspec
 
 from core.records import TaskRecord, TaskStatus
 
@@ -35,10 +38,53 @@ UNKNOWN_FRACTION = 0.1
 MIN_PROGRESS_FOR_RATE = 0.02
 
 
-def retry_after(record: TaskRecord, now: float) -> float:
-    """Seconds a client should wait before it polls this pending task again (MIN_SECONDS..MAX_SECONDS)."""
+# How much each finished task moves the moving averages of RecentRuns.
+RECENT_WEIGHT = 0.2
+
+
+class _Average(msgspec.Struct):
+    queue_wait: float
+    run: float
+
+
+class RecentRuns:
+    """What one execution environment of the result function has seen of finished tasks, by kind: moving averages of
+    their queue wait (started_at - created_at) and run (finished_at - started_at). Learned from the records its GETs
+    read anyway, in memory: no request and no write. A new environment knows nothing yet, and answers as if the queue
+    were empty and the run undeclared until it has seen a task of that kind end."""
+
+    def __init__(self) -> None:
+        self._by_task: dict[str, _Average] = {}
+
+    def note(self, record: TaskRecord) -> None:
+        if record.status is not TaskStatus.SUCCEEDED or record.started_at is None or record.finished_at is None:
+            return
+        wait, run = max(0.0, record.started_at - record.created_at), max(0.0, record.finished_at - record.started_at)
+        seen = self._by_task.get(record.task)
+        if seen is None:
+            self._by_task[record.task] = _Average(wait, run)
+        else:
+            seen.queue_wait += RECENT_WEIGHT * (wait - seen.queue_wait)
+            seen.run += RECENT_WEIGHT * (run - seen.run)
+
+    def queue_wait(self, task: str) -> float | None:
+        seen = self._by_task.get(task)
+        return seen.queue_wait if seen else None
+
+    def run_seconds(self, task: str) -> float | None:
+        seen = self._by_task.get(task)
+        return seen.run if seen else None
+
+
+def retry_after(record: TaskRecord, now: float, recent: RecentRuns | None = None) -> float:
+    """Seconds a client should wait before it polls this pending task again (MIN_SECONDS..MAX_SECONDS); `recent`:
+    what this environment has seen of tasks of its kind lately."""
+    if record.expected_seconds is None and recent is not None and (learned := recent.run_seconds(record.task)):
+        record = msgspec.structs.replace(record, expected_seconds=learned)
     floor = max(MIN_SECONDS, float(record.retry_after_seconds) if record.expected_seconds is None else MIN_SECONDS)
     remaining = _remaining(record, now)
+    if remaining is not None and record.status is TaskStatus.QUEUED:
+        remaining += _queue_wait_left(record, now, recent)
     if remaining is None or (remaining <= 0 and record.status is TaskStatus.RUNNING):
         # Overdue or unknown: a tenth of the task's age so far.
         since = record.started_at if record.status is TaskStatus.RUNNING and record.started_at else record.created_at
@@ -63,6 +109,16 @@ def _remaining(record: TaskRecord, now: float) -> float | None:
     if record.expected_seconds is not None:
         return record.started_at + record.expected_seconds - now
     return None
+
+
+def _queue_wait_left(record: TaskRecord, now: float, recent: RecentRuns | None) -> float:
+    """How much longer a queued task may wait to start: what its kind has waited lately, less what it has waited so
+    far; once it has waited longer than that, a tenth of its wait so far (a backlog drains at its own pace)."""
+    waited = max(0.0, now - record.created_at)
+    usual = recent.queue_wait(record.task) if recent is not None else None
+    if usual is None:
+        return 0.0
+    return max(usual - waited, UNKNOWN_FRACTION * waited)
 
 
 def header_value(seconds: float) -> str:

@@ -104,3 +104,48 @@ def test_finished_answer_has_no_hint() -> None:
 @pytest.mark.parametrize(("seconds", "header"), [(0.5, "1"), (1.0, "1"), (1.05, "2"), (10.4, "11")])
 def test_header_is_whole_seconds_rounded_up_and_at_least_one(seconds: float, header: str) -> None:
     assert polling.header_value(seconds) == header
+
+
+def _finished(task: str, created: float, waited: float, ran: float) -> TaskRecord:
+    started = created + waited
+    return replace(
+        QUEUED,
+        task=task,
+        status=TaskStatus.SUCCEEDED,
+        created_at=created,
+        started_at=started,
+        finished_at=started + ran,
+        result_json="6",
+    )
+
+
+def test_a_queued_task_is_told_the_rest_of_the_queue_wait_its_kind_has_had_lately() -> None:
+    # GIVEN an environment that has shown multiplies end after waiting 0.5 s in the queue
+    recent = polling.RecentRuns()
+    for n in range(3):
+        recent.note(_finished("multiply", CREATED - 100 + n, waited=0.5, ran=10.0))
+    # WHEN a multiply queued 0.1 s ago is polled
+    hint = polling.retry_after(QUEUED, CREATED + 0.1, recent)
+    # THEN it is told the 0.4 s it may still wait, its 10 s run, and the margin
+    assert 10.4 < hint <= 10.8
+    # AND one that has waited 5 s already is told a tenth of that on top of its run, not a negative wait
+    assert 10.5 < polling.retry_after(QUEUED, CREATED + 5, recent) <= 10.9
+
+
+def test_a_task_that_declares_no_run_time_is_told_the_run_its_kind_has_taken_lately() -> None:
+    recent = polling.RecentRuns()
+    recent.note(_finished("fit", CREATED - 100, waited=0.0, ran=4.0))
+    undeclared = replace(QUEUED, task="fit", expected_seconds=None)
+
+    assert 4.0 < polling.retry_after(undeclared, CREATED + 0.05, recent) <= 4.5
+    # Another kind learns nothing from it
+    assert polling.retry_after(replace(undeclared, task="describe"), CREATED + 0.05, recent) == 1.0
+
+
+def test_only_finished_runs_teach_anything() -> None:
+    recent = polling.RecentRuns()
+    recent.note(RUNNING)
+    recent.note(QUEUED)
+
+    assert recent.queue_wait("multiply") is None
+    assert recent.run_seconds("multiply") is None
