@@ -39,6 +39,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--worker-batch-size", type=int, help="the template's WorkerBatchSize for the local stack (default: its own)"
     )
+    parser.add_argument(
+        "--worker-concurrency",
+        type=int,
+        help="worker invocations at once on the local stack (default: make run's; deployed: WorkerMaxConcurrency, 5)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     quick = args.quick
@@ -68,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
             polled_clients=2 if quick else 8,
             quick=quick,
             worker_batch_size=args.worker_batch_size,
+            worker_concurrency=args.worker_concurrency,
         )
     results = report.build(machine(), cold, hot, local)
     args.output.write_text(json.dumps(results, indent=2) + "\n")

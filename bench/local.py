@@ -79,13 +79,15 @@ def _cpu_seconds(pids: list[Any]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _counted_phase(tasks: int, log: Path, parameters: dict[str, Any]) -> dict[str, Any]:
+def _counted_phase(tasks: int, log: Path, parameters: dict[str, Any], workers: int | None) -> dict[str, Any]:
     """`tasks` submitted, run, then polled once each: the emulator counts every AWS request of the functions and of
     the worker's poller, and the functions' REPORT lines in `log` give each invocation's duration."""
     from devstack import LocalStack
     from devstack.emulator import request_counts
 
-    with LocalStack(port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}, parameter_overrides=parameters) as stack:
+    with LocalStack(
+        port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}, parameter_overrides=parameters, worker_concurrency=workers
+    ) as stack:
         assert stack.endpoint_url is not None
         endpoint = stack.endpoint_url
         memory = {short_name(name): spec.memory for name, spec in stack.sam_app.functions.items()}
@@ -138,7 +140,9 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return median
 
 
-def _load_phases(load_tasks: int, clients: int, rounds: int, parameters: dict[str, Any]) -> dict[str, Any]:
+def _load_phases(
+    load_tasks: int, clients: int, rounds: int, parameters: dict[str, Any], workers: int | None
+) -> dict[str, Any]:
     """The local stack as `make run` starts it (functions and emulator in processes of their own): `load_tasks` by
     `clients` clients that submit and poll until done, sleeping what the API asks between polls; the same with
     clients that poll every 2 ms whatever it asks; then one client alone (a developer trying a task). The three
@@ -148,7 +152,9 @@ def _load_phases(load_tasks: int, clients: int, rounds: int, parameters: dict[st
     loaded: list[dict[str, Any]] = []
     fixed: list[dict[str, Any]] = []
     alone: list[dict[str, Any]] = []
-    with LocalStack(port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}, parameter_overrides=parameters) as stack:
+    with LocalStack(
+        port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}, parameter_overrides=parameters, worker_concurrency=workers
+    ) as stack:
         url = stack.api_url
         # Warm: as many execution environments as the load will keep busy (cold starts are not what this measures).
         _load(url, "poll", clients, str(clients * 4))
@@ -208,21 +214,30 @@ def run(
     polled_clients: int = 8,
     quick: bool = False,
     worker_batch_size: int | None = None,
+    worker_concurrency: int | None = None,
     log: Path = STACK_LOG,
 ) -> dict[str, Any]:
     """Requests and durations per task (`tasks`, polled once each), then throughput and latency, then 10 s multiplies
     waited on by the lrt client (bench.polled), then the cost by payload size (bench.payloads). The stack's own output
-    (thousands of log lines) goes to `log`. `worker_batch_size`: the template's WorkerBatchSize (default: its own)."""
+    (thousands of log lines) goes to `log`. `worker_batch_size`: the template's WorkerBatchSize (default: its own);
+    `worker_concurrency`: worker invocations at once in the throughput phases (default: the local stack's, as `make
+    run` starts it)."""
     from bench import payloads, polled
 
     parameters: dict[str, Any] = {} if worker_batch_size is None else {"WorkerBatchSize": worker_batch_size}
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     print(f"  (the stack's logs: {log.relative_to(ROOT) if log.is_relative_to(ROOT) else log})", flush=True)
     with _output_to(log):
-        measured = _counted_phase(tasks, log, parameters) | _load_phases(load_tasks, clients, rounds, parameters)
+        measured = _counted_phase(tasks, log, parameters, worker_concurrency)
+        measured |= _load_phases(load_tasks, clients, rounds, parameters, worker_concurrency)
         measured |= polled.run(log, tasks=polled_tasks, clients=polled_clients, warm=not quick, parameters=parameters)
         measured |= payloads.run(log, quick=quick)
-    return measured | {"worker_batch_size": worker_batch_size}
+    from devstack.stack import DEFAULT_WORKER_CONCURRENCY
+
+    return measured | {
+        "worker_batch_size": worker_batch_size,
+        "worker_concurrency": worker_concurrency or DEFAULT_WORKER_CONCURRENCY,
+    }
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ def build(
             "payload_detail": local["payload_detail"],
             "local": {
                 "worker_batch_size": local.get("worker_batch_size"),
+                "worker_concurrency": local.get("worker_concurrency"),
                 "tasks_per_s": throughput["tasks_per_s"],
                 "polls_per_task": throughput["polls_per_task"],
                 "submit_p50_ms": throughput["submit_p50_ms"],
@@ -155,7 +156,8 @@ def table(results: dict[str, Any]) -> str:
             f"  target <= ${TARGETS['usd_per_million_tasks']:.2f}  {_mark(total <= TARGETS['usd_per_million_tasks'])}"
         )
         local = results["local"]
-        lines += ["", "local stack, 16 clients, 2 worker invocations, MULTIPLY_DELAY_SECONDS=0"]
+        workers, batch = local.get("worker_concurrency"), local.get("worker_batch_size") or "the template's"
+        lines += ["", f"local stack, 16 clients, {workers} worker invocations, batch {batch}, MULTIPLY_DELAY_SECONDS=0"]
         lines += _load_lines(local, throughput_target=True)
         lines.append(
             "  CPU ms per task    "
