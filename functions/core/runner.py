@@ -26,6 +26,7 @@ from core.deliveries import Disposition, Outcome, TaskBusy
 from core.errors import ApiError, InvalidInput, RetryableTaskError, RunCancelled, RunTakenOver, ServiceUnavailable
 from core.lifecycle import view
 from core.payloads import INLINE_RESULT_MAX_BYTES, MAX_RESULT_BYTES, PayloadStore, result_key
+from core.polling import MIN_PROGRESS_FOR_RATE
 from core.queue import TaskMessage
 from core.records import TaskFailure, TaskRecord, TaskStatus
 from core.registry import get_task
@@ -204,7 +205,8 @@ class TaskRun:
         try:
             self._store.report_progress(claimed, fraction, now)
             self._last_written = now
-            self._told_seconds = (now - self.started_at) / fraction if fraction > 0 else self._told_seconds
+            if fraction >= MIN_PROGRESS_FOR_RATE:  # what readers then work the end out from (core.polling)
+                self._told_seconds = (now - self.started_at) / fraction
         except TransitionRefused as refused:
             raise self._stop_for(refused) from refused
         except ServiceUnavailable as error:
@@ -219,8 +221,8 @@ class TaskRun:
             return True
         if now - self._last_written >= ON_SCHEDULE_PROGRESS_INTERVAL_SECONDS:
             return True
-        if fraction <= 0:
-            return False  # no rate yet: the declaration is all readers can go by
+        if fraction < MIN_PROGRESS_FOR_RATE:
+            return False  # no rate yet that readers would believe: the declaration is all they go by
         told = self._told_seconds or self.expected_seconds
         pointed = (now - self.started_at) / fraction
         return abs(pointed - told) > max(PROGRESS_INTERVAL_SECONDS, SCHEDULE_TOLERANCE * told)
