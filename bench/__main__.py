@@ -34,6 +34,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-local", action="store_true", help="skip the local stack (requests, cost, throughput)")
     parser.add_argument("--tasks", type=int, help="tasks of the requests-per-task run (default 1000)")
     parser.add_argument("--load-tasks", type=int, help="tasks of each throughput run (default 600)")
+    parser.add_argument("--rounds", type=int, help="throughput rounds, each mode once a round (default 3)")
+    parser.add_argument("--polled-tasks", type=int, help="10 s multiplies waited on by the lrt client (default 32)")
+    parser.add_argument(
+        "--worker-batch-size", type=int, help="the template's WorkerBatchSize for the local stack (default: its own)"
+    )
+    parser.add_argument(
+        "--worker-concurrency",
+        type=int,
+        help="worker invocations at once on the local stack (default: make run's; deployed: WorkerMaxConcurrency, 5)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     quick = args.quick
@@ -57,7 +67,13 @@ def main(argv: list[str] | None = None) -> None:
         local = local_stack.run(
             tasks=args.tasks or (100 if quick else 1000),
             load_tasks=args.load_tasks or (100 if quick else 600),
-            rounds=1 if quick else 3,
+            rounds=args.rounds or (1 if quick else 3),
+            # Each caller waits 10 s a task: 8 at once make 32 tasks in ≈ 45 s; --quick, one round of 2.
+            polled_tasks=args.polled_tasks or (2 if quick else 32),
+            polled_clients=2 if quick else 8,
+            quick=quick,
+            worker_batch_size=args.worker_batch_size,
+            worker_concurrency=args.worker_concurrency,
         )
     results = report.build(machine(), cold, hot, local)
     args.output.write_text(json.dumps(results, indent=2) + "\n")

@@ -47,6 +47,9 @@ ISOLATED_PYTHON = [sys.executable, "-I", "-S", "-c"]
 ENVIRONMENT = {
     "TABLE_NAME": "tasks",
     "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/tasks",
+    # Every variable core.settings requires (template.yaml sets them): a function that misses one fails at start.
+    "PAYLOAD_BUCKET": "payloads",
+    "TASK_ID_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:task-ids",
     "TASK_RETENTION_DAYS": "7",
     "MAX_RECEIVE_COUNT": "3",
     "MULTIPLY_DELAY_SECONDS": "0",

@@ -1,7 +1,11 @@
 """The load generator, run in its own process so that it does not share the local stack's GIL.
 
 `python -m bench.load <api_url> <mode> <clients> <tasks>` prints one JSON line:
-- mode "poll": each client submits a task, then GETs it until it has finished, and again (throughput, latency);
+- mode "poll": each client submits a task, then GETs it until it has finished, sleeping between GETs what the API
+  asks (the body's retry_after, else the Retry-After header), as the lrt client does; then the next task (throughput,
+  latency);
+- mode "poll-2ms": the same, but GETs every 2 ms whatever the API asks (how this bench polled before the API's hint
+  said when a task would end: the most load a client can put on the stack, not how clients behave);
 - mode "submit": the clients submit the tasks; the caller waits for the queue to drain, then mode "get" polls
   each task once (requests per task with one status poll each).
 """
@@ -19,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 BODY = json.dumps({"x": 6, "y": 7})
-POLL_INTERVAL_S = 0.002
+FIXED_POLL_INTERVAL_S = 0.002
 
 
 class Client:
@@ -28,11 +32,24 @@ class Client:
         self._connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
 
     def request(self, method: str, path: str, body: str | None = None) -> tuple[int, dict[str, Any]]:
+        status, payload, _ = self.exchange(method, path, body)
+        return status, payload
+
+    def exchange(self, method: str, path: str, body: str | None = None) -> tuple[int, dict[str, Any], float | None]:
+        """Status, JSON body and the pause the API asked for before the next poll (None: it asked none)."""
         headers = {"content-type": "application/json"} if body is not None else {}
         self._connection.request(method, path, body=body, headers=headers)
         response = self._connection.getresponse()
         payload = json.loads(response.read() or b"null")
-        return response.status, payload
+        return response.status, payload, retry_after(payload, response.getheader("Retry-After"))
+
+
+def retry_after(body: Any, header: str | None) -> float | None:
+    """The body's retry_after (seconds, to a tenth), else the Retry-After header's whole seconds."""
+    hint = body.get("retry_after") if isinstance(body, dict) else None
+    if isinstance(hint, int | float) and not isinstance(hint, bool) and hint > 0:
+        return float(hint)
+    return float(header) if header is not None and header.strip().isdigit() else None
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -56,7 +73,8 @@ def _run_clients(work: Callable[[Any], None], shares: list[Any]) -> None:
         thread.join()
 
 
-def poll_run(url: str, clients: int, tasks: int) -> dict[str, Any]:
+def poll_run(url: str, clients: int, tasks: int, *, fixed_interval: float | None = None) -> dict[str, Any]:
+    """`fixed_interval`: GET every so many seconds, whatever the API asks; None: sleep what it asks."""
     submit_ms: list[float] = []
     visible_ms: list[float] = []
     polls: list[int] = []
@@ -67,19 +85,22 @@ def poll_run(url: str, clients: int, tasks: int) -> dict[str, Any]:
         client = Client(url)
         for _ in range(count):
             started = time.perf_counter()
-            status, body = client.request("POST", "/multiply", BODY)
+            status, body, hint = client.exchange("POST", "/multiply", BODY)
             submitted = time.perf_counter()
             if status != 202:
                 with lock:
                     errors.append(f"submit {status} {body}")
                 continue
             gets = 0
+            # The fixed-interval client asks at once, as it always did; the other first sleeps the submission's hint.
+            pause = 0.0 if fixed_interval is not None else hint or 0.0
             while True:
-                status, result = client.request("GET", f"/multiply/{body['task_id']}")
+                time.sleep(pause)
+                status, result, hint = client.exchange("GET", f"/multiply/{body['task_id']}")
                 gets += 1
                 if status != 202:
                     break
-                time.sleep(POLL_INTERVAL_S)
+                pause = fixed_interval if fixed_interval is not None else hint or FIXED_POLL_INTERVAL_S
             done = time.perf_counter()
             with lock:
                 submit_ms.append((submitted - started) * 1000)
@@ -144,6 +165,8 @@ def main(argv: list[str]) -> None:
     url, mode, clients = argv[0], argv[1], int(argv[2])
     if mode == "poll":
         result = poll_run(url, clients, int(argv[3]))
+    elif mode == "poll-2ms":
+        result = poll_run(url, clients, int(argv[3]), fixed_interval=FIXED_POLL_INTERVAL_S)
     elif mode == "submit":
         result = submit_run(url, clients, int(argv[3]))
     else:

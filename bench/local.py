@@ -79,13 +79,15 @@ def _cpu_seconds(pids: list[Any]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _counted_phase(tasks: int, log: Path) -> dict[str, Any]:
+def _counted_phase(tasks: int, log: Path, parameters: dict[str, Any], workers: int | None) -> dict[str, Any]:
     """`tasks` submitted, run, then polled once each: the emulator counts every AWS request of the functions and of
     the worker's poller, and the functions' REPORT lines in `log` give each invocation's duration."""
     from devstack import LocalStack
     from devstack.emulator import request_counts
 
-    with LocalStack(port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}) as stack:
+    with LocalStack(
+        port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}, parameter_overrides=parameters, worker_concurrency=workers
+    ) as stack:
         assert stack.endpoint_url is not None
         endpoint = stack.endpoint_url
         memory = {short_name(name): spec.memory for name, spec in stack.sam_app.functions.items()}
@@ -129,21 +131,30 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     ordered = sorted(runs, key=lambda run: run["tasks_per_s"])
     median = dict(ordered[len(ordered) // 2])
     median["runs"] = [
-        {key: run[key] for key in ("tasks_per_s", "submit_p50_ms", "submit_p99_ms", "result_visible_p50_ms")}
+        {
+            key: run[key]
+            for key in ("tasks_per_s", "submit_p50_ms", "submit_p99_ms", "result_visible_p50_ms", "polls_per_task")
+        }
         for run in runs
     ]
     return median
 
 
-def _load_phases(load_tasks: int, clients: int, rounds: int) -> dict[str, Any]:
+def _load_phases(
+    load_tasks: int, clients: int, rounds: int, parameters: dict[str, Any], workers: int | None
+) -> dict[str, Any]:
     """The local stack as `make run` starts it (functions and emulator in processes of their own): `load_tasks` by
-    `clients` clients that submit and poll until done, then one client alone (a developer trying a task); the
-    two alternate `rounds` times and the median round of each is reported."""
+    `clients` clients that submit and poll until done, sleeping what the API asks between polls; the same with
+    clients that poll every 2 ms whatever it asks; then one client alone (a developer trying a task). The three
+    alternate `rounds` times, in one sitting, and the median round of each is reported."""
     from devstack import LocalStack
 
     loaded: list[dict[str, Any]] = []
+    fixed: list[dict[str, Any]] = []
     alone: list[dict[str, Any]] = []
-    with LocalStack(port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}) as stack:
+    with LocalStack(
+        port=0, env={"MULTIPLY_DELAY_SECONDS": "0"}, parameter_overrides=parameters, worker_concurrency=workers
+    ) as stack:
         url = stack.api_url
         # Warm: as many execution environments as the load will keep busy (cold starts are not what this measures).
         _load(url, "poll", clients, str(clients * 4))
@@ -153,15 +164,24 @@ def _load_phases(load_tasks: int, clients: int, rounds: int) -> dict[str, Any]:
             "worker": stack.worker_pids,
             "emulator": [stack.emulator_pid],
         }
-        for _ in range(rounds):
+
+        def measured(mode: str) -> dict[str, Any]:
             before = {name: _cpu_seconds(pids) for name, pids in processes.items() if all(pids)}
-            throughput = _load(url, "poll", clients, str(load_tasks))
+            throughput = _load(url, mode, clients, str(load_tasks))
             after = {name: _cpu_seconds(pids) for name, pids in processes.items() if all(pids)}
             cpu = {name: round((after[name] - before[name]) / max(1, throughput["tasks"]) * 1000, 1) for name in after}
             throughput["cpu_ms_per_task"] = cpu | {"load": throughput.pop("client_cpu_ms_per_task", None)}
-            loaded.append(throughput)
+            return throughput
+
+        for _ in range(rounds):
+            loaded.append(measured("poll"))
+            fixed.append(measured("poll-2ms"))
             alone.append(_load(url, "poll", 1, str(max(50, load_tasks // 8))))
-    return {"throughput": _median_run(loaded), "one_client": _median_run(alone)}
+    return {
+        "throughput": _median_run(loaded),
+        "throughput_polling_every_2ms": _median_run(fixed),
+        "one_client": _median_run(alone),
+    }
 
 
 @contextmanager
@@ -185,14 +205,39 @@ def _output_to(path: Path) -> Iterator[None]:
 
 
 def run(
-    *, tasks: int = 1000, load_tasks: int = 800, clients: int = 16, rounds: int = 3, log: Path = STACK_LOG
+    *,
+    tasks: int = 1000,
+    load_tasks: int = 800,
+    clients: int = 16,
+    rounds: int = 3,
+    polled_tasks: int = 32,
+    polled_clients: int = 8,
+    quick: bool = False,
+    worker_batch_size: int | None = None,
+    worker_concurrency: int | None = None,
+    log: Path = STACK_LOG,
 ) -> dict[str, Any]:
-    """Requests and durations per task (`tasks`, polled once each), then throughput and latency. The stack's own
-    output (thousands of log lines) goes to `log`."""
+    """Requests and durations per task (`tasks`, polled once each), then throughput and latency, then 10 s multiplies
+    waited on by the lrt client (bench.polled), then the cost by payload size (bench.payloads). The stack's own output
+    (thousands of log lines) goes to `log`. `worker_batch_size`: the template's WorkerBatchSize (default: its own);
+    `worker_concurrency`: worker invocations at once in the throughput phases (default: the local stack's, as `make
+    run` starts it)."""
+    from bench import payloads, polled
+
+    parameters: dict[str, Any] = {} if worker_batch_size is None else {"WorkerBatchSize": worker_batch_size}
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     print(f"  (the stack's logs: {log.relative_to(ROOT) if log.is_relative_to(ROOT) else log})", flush=True)
     with _output_to(log):
-        return _counted_phase(tasks, log) | _load_phases(load_tasks, clients, rounds)
+        measured = _counted_phase(tasks, log, parameters, worker_concurrency)
+        measured |= _load_phases(load_tasks, clients, rounds, parameters, worker_concurrency)
+        measured |= polled.run(log, tasks=polled_tasks, clients=polled_clients, warm=not quick, parameters=parameters)
+        measured |= payloads.run(log, quick=quick)
+    from devstack.stack import DEFAULT_WORKER_CONCURRENCY
+
+    return measured | {
+        "worker_batch_size": worker_batch_size,
+        "worker_concurrency": worker_concurrency or DEFAULT_WORKER_CONCURRENCY,
+    }
 
 
 if __name__ == "__main__":

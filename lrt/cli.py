@@ -237,7 +237,8 @@ def _dispatch(client: TaskClient, args: argparse.Namespace) -> int:
         print(_submit(client, args).task_id)
         return EXIT_OK
     if args.command == "run":
-        return _wait(client, args.task, _submit(client, args).task_id, args.timeout)
+        submitted = _submit(client, args)
+        return _wait(client, args.task, submitted.task_id, args.timeout, seen=submitted)
     if args.command == "wait":
         return _wait(client, args.task, args.task_id, args.timeout)
     shown = (
@@ -308,10 +309,10 @@ def _duration(task: TaskStatus, now: datetime) -> str:
     return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
-def _wait(client: TaskClient, task: str, task_id: str, timeout: float) -> int:
+def _wait(client: TaskClient, task: str, task_id: str, timeout: float, *, seen: TaskStatus | None = None) -> int:
     report = ProgressReport(sys.stderr)
     try:
-        finished = client.wait(task, task_id, timeout=timeout, on_progress=report)
+        finished = client.wait(task, task_id, timeout=timeout, on_progress=report, seen=seen)
     except KeyboardInterrupt:
         return _fail(EXIT_INTERRUPTED, f"interrupted; the task keeps running (`lrt cancel {task} {task_id}` stops it)")
     finally:

@@ -13,6 +13,7 @@ names the upload); results too large for the API's record come as a download lin
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import re
@@ -69,7 +70,8 @@ class TaskStatus:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    # Seconds the server asked to wait before the next poll (the Retry-After header of a pending task).
+    # Seconds the server asked to wait before the next poll: the body's `retry_after` (to a tenth of a second), else
+    # the Retry-After header (whole seconds, rounded up by the server).
     retry_after: float | None = None
     # Where a result too large for the API's record can be downloaded (short-lived); `result` is then None until
     # fetched (wait() and run() fetch it).
@@ -111,7 +113,7 @@ class TaskStatus:
             started_at=_timestamp(body.get("started_at")),
             finished_at=_timestamp(body.get("finished_at")),
             raw=body,
-            retry_after=retry_after,
+            retry_after=_positive(body.get("retry_after")) or retry_after,
             result_url=body["result_url"] if isinstance(body.get("result_url"), str) else None,
         )
 
@@ -136,22 +138,27 @@ class PollPolicy:
     """How wait() spaces its polls.
 
     Each pause is the larger of our own backoff (`initial`, times `multiplier` per poll, at most `max_interval`) and
-    the server's Retry-After (believed up to `max_retry_after`), stretched by up to `jitter` so that many clients
-    drift apart; it never undercuts Retry-After. `max_errors` consecutive failed polls (503, throttling, connection)
-    end the wait with the last error.
+    the server's Retry-After (believed up to `max_retry_after`), stretched by up to `jitter` (at most `max_jitter`
+    seconds) so that many clients drift apart; it never undercuts Retry-After. The server's hint is when the task
+    should end (the API's core.polling): the jitter is capped so that a long wait does not add a tenth to the time
+    the outcome is seen. `max_errors` consecutive failed polls (503, throttling, connection) end the wait with the
+    last error.
     """
 
     initial: float = 0.5
     multiplier: float = 1.5
     max_interval: float = 10.0
-    max_retry_after: float = 60.0
+    # The API's own cap on what it asks (core.polling.MAX_SECONDS).
+    max_retry_after: float = 300.0
     jitter: float = 0.1
+    max_jitter: float = 0.1
     max_errors: int = 5
 
     def delay(self, attempt: int, retry_after: float | None, rand: float) -> float:
         backoff = min(self.initial * self.multiplier ** min(attempt, 64), self.max_interval)
         asked = min(retry_after, self.max_retry_after) if retry_after is not None else 0.0
-        return max(backoff, asked) * (1.0 + self.jitter * rand)
+        pause = max(backoff, asked)
+        return pause + min(self.jitter * pause, self.max_jitter) * rand
 
 
 class TaskClient:
@@ -292,15 +299,22 @@ class TaskClient:
         *,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT,
         on_progress: Callable[[TaskStatus], None] | None = None,
+        seen: TaskStatus | None = None,
     ) -> TaskStatus:
         """Poll until the task has finished and return its last status: succeeded, failed or cancelled.
 
         `on_progress` gets every status seen, the last included. Raises WaitTimeout after `timeout` seconds (None:
         no limit); the task keeps running. 503s, throttling and connection errors are retried (see PollPolicy).
+        `seen`: the task as it was just shown (the submission's answer, say): the first poll waits for its Retry-After
+        rather than asking again at once.
         """
         deadline = None if timeout is None else self._clock() + timeout
         last: TaskStatus | None = None
         errors = attempt = 0
+        if seen is not None and seen.is_pending:
+            last = seen
+            self._sleep(self._pause(attempt, seen.retry_after, deadline))
+            attempt += 1
         while True:
             try:
                 current = self.status(task, task_id)
@@ -319,12 +333,14 @@ class TaskClient:
                 if current.is_finished:
                     return self._with_result(current)
                 retry_after = current.retry_after
-            now = self._clock()
-            if deadline is not None and now >= deadline:
+            if deadline is not None and self._clock() >= deadline:
                 raise WaitTimeout(task, task_id, timeout or 0.0, last.status if last else None)
-            delay = self.poll.delay(attempt, retry_after, self._rand())
-            self._sleep(delay if deadline is None else min(delay, deadline - now))
+            self._sleep(self._pause(attempt, retry_after, deadline))
             attempt += 1
+
+    def _pause(self, attempt: int, retry_after: float | None, deadline: float | None) -> float:
+        delay = self.poll.delay(attempt, retry_after, self._rand())
+        return delay if deadline is None else max(0.0, min(delay, deadline - self._clock()))
 
     def run(
         self,
@@ -340,7 +356,7 @@ class TaskClient:
     ) -> Any:
         """Submit, wait, and return the task's result; raises TaskFailed, TaskCancelled or WaitTimeout."""
         submitted = self.submit(task, inputs, idempotency_key=idempotency_key, input_file=input_file, **kwargs)
-        finished = self.wait(task, submitted.task_id, timeout=timeout, on_progress=on_progress)
+        finished = self.wait(task, submitted.task_id, timeout=timeout, on_progress=on_progress, seen=submitted)
         finished.raise_for_outcome()
         return finished.result
 
@@ -419,6 +435,13 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _positive(value: Any) -> float | None:
+    """A positive number of seconds from a JSON body; None for anything else."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return float(value)
+    return None
 
 
 def _path(task: str, task_id: str | None = None) -> str:

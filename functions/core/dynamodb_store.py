@@ -58,6 +58,8 @@ def to_item(record: TaskRecord) -> dict[str, Any]:
         "started_at": record.started_at,
         "finished_at": record.finished_at,
         "lease_until": record.lease_until,
+        "expected_seconds": record.expected_seconds,
+        "progress_at": record.progress_at,
     }
     item.update({key: _n(value) for key, value in optional_numbers.items() if value is not None})
     optional_texts = {
@@ -116,6 +118,8 @@ def from_item(item: dict[str, Any]) -> TaskRecord:
         started_at=number("started_at"),
         finished_at=number("finished_at"),
         lease_until=number("lease_until"),
+        expected_seconds=number("expected_seconds"),
+        progress_at=number("progress_at"),
         result_json=text("result"),
         error=TaskFailure(error_type, text("error_message") or "", _decode_fields(text("error_fields")))
         if error_type
@@ -260,8 +264,13 @@ class DynamoTaskStore:
     def mark_last_attempt(self, expected: TaskRecord) -> None:
         self._update_unchanged(expected, Write.MARK_LAST_ATTEMPT, "SET last_attempt = :last", {":last": {"BOOL": True}})
 
-    def report_progress(self, expected: TaskRecord, fraction: float) -> None:
-        self._update_unchanged(expected, Write.REPORT_PROGRESS, "SET progress = :progress", {":progress": _n(fraction)})
+    def report_progress(self, expected: TaskRecord, fraction: float, now: float) -> None:
+        self._update_unchanged(
+            expected,
+            Write.REPORT_PROGRESS,
+            "SET progress = :progress, progress_at = :now",
+            {":progress": _n(fraction), ":now": _n(now)},
+        )
 
     def release(self, expected: TaskRecord, *, claimed: bool) -> None:
         if claimed:

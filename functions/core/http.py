@@ -13,12 +13,13 @@ import base64
 import binascii
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
-from core import json_text
+from core import json_text, polling
 from core.aws_errors import is_aws_unavailable
 from core.errors import (
     RETRY_UNAVAILABLE_AFTER_SECONDS,
@@ -191,20 +192,35 @@ class Router:
 
 
 def task_response(
-    request: Request, record: TaskRecord, *, submitted: bool = False, result_url: str | None = None
+    request: Request,
+    record: TaskRecord,
+    *,
+    submitted: bool = False,
+    result_url: str | None = None,
+    now: float | None = None,
+    recent: polling.RecentRuns | None = None,
 ) -> dict[str, Any]:
     """202 with Retry-After while the task is pending, 200 once it has finished. The answer to a submission is
     always 202 with the task's Location, even when an idempotent replay finds the task finished already.
-    `result_url`: where a result kept in the payload bucket can be downloaded (shown instead of `result`)."""
+    `result_url`: where a result kept in the payload bucket can be downloaded (shown instead of `result`).
+
+    A pending task's body carries `retry_after` too, in seconds to a tenth (core.polling): the header is whole
+    seconds, as HTTP has it, rounded up, which would make a client that trusts it see the outcome up to a second
+    late. `recent`: the tasks this environment has seen end lately, whose queue waits and runs the hint learns from."""
     headers: dict[str, str] = {}
+    body = record.to_public(result_url)
     if submitted:
         headers["Location"] = f"{request.stage_prefix}/{record.task}/{record.task_id}"
     if record.status.is_terminal and not submitted:
         status = 200
     else:
         status = 202
-        headers["Retry-After"] = str(record.retry_after_seconds)
-    return response(status, dumps(record.to_public(result_url)), "application/json", headers)
+        if not record.status.is_terminal:
+            body["retry_after"] = polling.retry_after(record, time.time() if now is None else now, recent)
+            headers["Retry-After"] = polling.header_value(body["retry_after"])
+        else:
+            headers["Retry-After"] = polling.header_value(polling.MIN_SECONDS)
+    return response(status, dumps(body), "application/json", headers)
 
 
 def see_other(location: str) -> dict[str, Any]:

@@ -80,12 +80,12 @@ class InMemoryTaskStore:
             ),
         )
 
-    def report_progress(self, expected: TaskRecord, fraction: float) -> None:
+    def report_progress(self, expected: TaskRecord, fraction: float, now: float) -> None:
         self._changed(
             expected.task_id,
             Write.REPORT_PROGRESS,
             Guard(0.0, expected),
-            lambda record: msgspec.structs.replace(record, progress=fraction),
+            lambda record: msgspec.structs.replace(record, progress=fraction, progress_at=now),
         )
 
     def mark_last_attempt(self, expected: TaskRecord) -> None:

@@ -59,6 +59,11 @@ def _status_schema(result_schema: dict[str, Any]) -> dict[str, Any]:
             "task": {"type": "string"},
             "status": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
             "progress": {"type": "number", "minimum": 0, "maximum": 1},
+            "retry_after": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "description": "While pending: seconds to wait before polling again, to a tenth (Retry-After rounds up)",
+            },
             "attempts": {"type": "integer", "minimum": 0},
             "created_at": {"type": "string", "format": "date-time"},
             "started_at": {"type": ["string", "null"], "format": "date-time"},

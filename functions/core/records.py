@@ -60,8 +60,12 @@ class TaskRecord(msgspec.Struct, frozen=True):
     result_json: str | None = None
     error: TaskFailure | None = None
     request_hash: str | None = None
-    # The task's Retry-After, stored at submit so that GET needs no task registry.
+    # The task's declared polling interval and expected run time, stored at submit so that GET needs no task registry
+    # to tell a client when to come back (core.polling).
     retry_after_seconds: int = 1
+    expected_seconds: float | None = None
+    # When `progress` was written: the rate of a running task is progress / (progress_at - started_at).
+    progress_at: float | None = None
     # Claimed on the last delivery SQS allows: once this lease runs out no worker takes the task again.
     last_attempt: bool = False
     # The payload bucket's key of an input too large for the record, or uploaded by the caller (input_json None).

@@ -57,8 +57,10 @@ class TaskDefinition(msgspec.Struct, frozen=True):
     function: Callable[[Any, Progress], Any]
     input_model: type[msgspec.Struct]
     description: str
-    # Seconds a client should wait between polls while the task is pending.
+    # Seconds a client should wait between polls while the task is pending and nothing tells its end.
     retry_after_seconds: int = 1
+    # How long one run usually takes: clients polling the task are told to come back when it should have ended.
+    expected_seconds: float | None = None
     # Claimed before it runs, so that two deliveries of its message at once (SQS delivers at least once) never run
     # it side by side: for a task whose work outside its result must not happen twice at once. One more write.
     exclusive: bool = False
@@ -157,12 +159,18 @@ def task(
     name: str | None = None,
     *,
     retry_after_seconds: int = 1,
+    expected_seconds: float | None = None,
     exclusive: bool = False,
     max_seconds: float | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a function as a task reachable at `POST /<name>`.
 
-    retry_after_seconds: how long a client polling a pending task is told to wait between polls.
+    retry_after_seconds: how long a client polling a pending task is told to wait at least between polls, when
+    neither expected_seconds nor the task's progress tells when it will end.
+    expected_seconds: how long one run usually takes. A client polling the task is told to come back when it should
+    have ended (a queued task: this long from now; a running one: from its start, or from its progress rate), so
+    that it polls once or twice rather than every second (core.polling). Progress that keeps to it is written
+    only every half minute, which saves the writes (a cancel then stops the run at that write).
     exclusive: claim the task before running it (one more DynamoDB write), so that it never runs twice at once; a
     quick task is otherwise claimed only once it outlasts a second, and two simultaneous deliveries of its
     message may both run it (only one outcome is kept).
@@ -176,6 +184,8 @@ def task(
             raise ValueError(f"task name {task_name!r} must match {TASK_NAME.pattern} and not be one of the API's own")
         if max_seconds is not None and not max_seconds > 0:
             raise ValueError(f"task {task_name!r}: max_seconds must be positive")
+        if expected_seconds is not None and not expected_seconds >= 0:
+            raise ValueError(f"task {task_name!r}: expected_seconds must not be negative")
         if task_name in _definitions and _definitions[task_name].function is not function:
             raise ValueError(f"task {task_name!r} is registered twice")
         hints = get_type_hints(function)
@@ -189,6 +199,7 @@ def task(
             input_model=input_model,
             description=(function.__doc__ or "").strip(),
             retry_after_seconds=retry_after_seconds,
+            expected_seconds=expected_seconds,
             exclusive=exclusive,
             max_seconds=max_seconds,
         )

@@ -26,6 +26,7 @@ from core.deliveries import Disposition, Outcome, TaskBusy
 from core.errors import ApiError, InvalidInput, RetryableTaskError, RunCancelled, RunTakenOver, ServiceUnavailable
 from core.lifecycle import view
 from core.payloads import INLINE_RESULT_MAX_BYTES, MAX_RESULT_BYTES, PayloadStore, result_key
+from core.polling import MIN_PROGRESS_FOR_RATE
 from core.queue import TaskMessage
 from core.records import TaskFailure, TaskRecord, TaskStatus
 from core.registry import get_task
@@ -35,6 +36,13 @@ from core.store import TaskStore, TransitionRefused
 logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_SECONDS = 1.0
+# A task that declares its expected_seconds and runs on schedule writes its progress at most this often: between
+# writes, readers are told its end from the declaration (core.polling) as well as from the progress, and each write
+# costs as much as the task's creation. It is also how long such a task may run on after a cancel.
+ON_SCHEDULE_PROGRESS_INTERVAL_SECONDS = 30.0
+# On schedule: the end the progress points to is within this fraction of the run (or a second) of the end readers
+# are being told.
+SCHEDULE_TOLERANCE = 0.1
 # A run this long is claimed (shown running, with a lease); a quicker one is recorded only when it ends.
 CLAIM_AFTER_SECONDS = 1.0
 
@@ -119,6 +127,11 @@ class TaskRun:
         self._refused: TransitionRefused | None = None
         self._done = False
         self._scheduled: Scheduled | None = None
+        # The task's declared run time (its definition's), once known: progress on schedule need not be written.
+        self.expected_seconds: float | None = None
+        # The run time readers are told (core.polling): the declared one, then the one the last written progress gives.
+        self._told_seconds: float | None = None
+        self._last_written = self.started_at
 
     @property
     def task_id(self) -> str:
@@ -186,13 +199,33 @@ class TaskRun:
             return
         self._last_progress = now
         claimed = self.claim()
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        if not self._worth_writing(fraction, now):
+            return
         try:
-            self._store.report_progress(claimed, min(max(float(fraction), 0.0), 1.0))
+            self._store.report_progress(claimed, fraction, now)
+            self._last_written = now
+            if fraction >= MIN_PROGRESS_FOR_RATE:  # what readers then work the end out from (core.polling)
+                self._told_seconds = (now - self.started_at) / fraction
         except TransitionRefused as refused:
             raise self._stop_for(refused) from refused
         except ServiceUnavailable as error:
             # A progress report is advisory: a throttled write must not cost the task its run.
             logger.warning("progress not recorded", extra={"task_id": self.task_id, "error": str(error)})
+
+    def _worth_writing(self, fraction: float, now: float) -> bool:
+        """Whether a progress report tells readers something: always for a task that declares no run time; for one
+        that does, only once its progress points to an end off the one readers are told (their Retry-After would be
+        wrong), or when ON_SCHEDULE_PROGRESS_INTERVAL_SECONDS have passed since the last write."""
+        if not self.expected_seconds or self.expected_seconds <= 0:
+            return True
+        if now - self._last_written >= ON_SCHEDULE_PROGRESS_INTERVAL_SECONDS:
+            return True
+        if fraction < MIN_PROGRESS_FOR_RATE:
+            return False  # no rate yet that readers would believe: the declaration is all they go by
+        told = self._told_seconds or self.expected_seconds
+        pointed = (now - self.started_at) / fraction
+        return abs(pointed - told) > max(PROGRESS_INTERVAL_SECONDS, SCHEDULE_TOLERANCE * told)
 
     def _settle(self) -> tuple[TaskRecord, bool]:
         """Stop claiming; the record the outcome's condition expects, and whether this run claimed it."""
@@ -305,6 +338,7 @@ class TaskRunner:
         stored: dict[str, Any] = {}
         try:
             definition = get_task(record.task)
+            run.expected_seconds = definition.expected_seconds
             if run.last_attempt or definition.exclusive:
                 # A worker stopped on this attempt (timed out, out of memory) would leave no outcome and no
                 # delivery to follow: the claim, marked last, lets readers see the task failed once its lease ends.

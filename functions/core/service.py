@@ -187,6 +187,7 @@ class TaskService:
             owner=owner,
             request_hash=request_hash,
             retry_after_seconds=definition.retry_after_seconds,
+            expected_seconds=definition.expected_seconds,
             input_ref=input_ref,
             webhook_url=webhook_url,
         )

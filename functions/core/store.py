@@ -40,8 +40,8 @@ class TaskStore(Protocol):
         """-> running with a lease until now + lease_seconds, counting one more attempt whose run began at
         `started_at` (marked as the last one SQS delivers when `last_attempt`)."""
 
-    def report_progress(self, expected: TaskRecord, fraction: float) -> None:
-        """Record the progress of a claimed task."""
+    def report_progress(self, expected: TaskRecord, fraction: float, now: float) -> None:
+        """Record the progress of a claimed task, and when it was reported (`now`)."""
 
     def mark_last_attempt(self, expected: TaskRecord) -> None:
         """Mark a running task's claim as its last attempt."""

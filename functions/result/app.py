@@ -32,6 +32,7 @@ from core.http import (
 )
 from core.observability import logger, metrics
 from core.payloads import RESULT_URL_SECONDS
+from core.polling import RecentRuns
 from core.records import TaskRecord, TaskStatus
 from core.service import TaskService
 from core.settings import settings
@@ -41,6 +42,12 @@ from result.dashboard import ASSET_ROUTES, DASHBOARD_ROUTE, serve_asset, serve_p
 @lru_cache(maxsize=1)
 def service() -> TaskService:
     return TaskService(task_store(), retention_days=settings().retention_days, id_secret=listing_secret)
+
+
+@lru_cache(maxsize=1)
+def recent_runs() -> RecentRuns:
+    """The tasks this environment has shown finished: their queue waits and runs tell pending ones when to come back."""
+    return RecentRuns()
 
 
 def result_url(record: TaskRecord) -> str | None:
@@ -54,7 +61,8 @@ def result_url(record: TaskRecord) -> str | None:
 def show(request: Request, task: str, task_id: str) -> dict[str, Any]:
     logger.set_correlation_id(task_id)
     record = service().get(task, task_id, owner=request.owner)
-    return task_response(request, record, result_url=result_url(record))
+    recent_runs().note(record)
+    return task_response(request, record, result_url=result_url(record), recent=recent_runs())
 
 
 def cancel(request: Request, task: str, task_id: str) -> dict[str, Any]:
@@ -69,8 +77,9 @@ def show_result(request: Request, task: str, task_id: str) -> dict[str, Any]:
     pending, its status (202, Retry-After); 409 when it failed or was cancelled."""
     logger.set_correlation_id(task_id)
     record = service().get(task, task_id, owner=request.owner)
+    recent_runs().note(record)
     if not record.status.is_terminal:
-        return task_response(request, record)
+        return task_response(request, record, recent=recent_runs())
     if record.status is not TaskStatus.SUCCEEDED:
         raise Conflict(f"task {record.task_id} is {record.status.value}: it has no result", task_status=record.status)
     url = result_url(record)

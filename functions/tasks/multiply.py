@@ -18,7 +18,8 @@ class MultiplyInput(TaskInput):
     y: FiniteNumber
 
 
-@task("multiply", max_seconds=_delay_seconds() + 5)
+# Its run time is its delay: a client waiting on it is told to come back then (one GET, not one a second).
+@task("multiply", expected_seconds=_delay_seconds(), max_seconds=_delay_seconds() + 5)
 def slow_multiply(inputs: MultiplyInput, progress: Progress) -> int | float:
     """Return x * y after MULTIPLY_DELAY_SECONDS (10 by default, as in the original), reporting progress."""
     delay = _delay_seconds()

@@ -79,9 +79,31 @@ def test_report_has_the_shape_the_readme_documents() -> None:
             "submit_p50_ms": 5.0,
             "submit_p99_ms": 9.0,
             "result_visible_p50_ms": 20.0,
+            "polls_per_task": 1.5,
             "cpu_ms_per_task": {"api": 10.0, "worker": 4.0, "emulator": 9.0, "load": 2.0},
         },
+        "throughput_polling_every_2ms": {
+            "tasks_per_s": 30.0,
+            "submit_p50_ms": 9.0,
+            "submit_p99_ms": 19.0,
+            "result_visible_p50_ms": 40.0,
+            "polls_per_task": 20.0,
+            "cpu_ms_per_task": {"api": 30.0, "worker": 4.0, "emulator": 19.0, "load": 5.0},
+        },
         "one_client": {"tasks_per_s": 40.0, "submit_p50_ms": 4.0, "submit_p99_ms": 6.0, "result_visible_p50_ms": 15.0},
+        "usd_per_million_tasks_polled": 6.5,
+        "usd_per_million_tasks_with_webhook": 8.1,
+        "polled_detail": {
+            "tasks": 2,
+            "clients": 2,
+            "gets_per_task": 1.0,
+            "notice_latency_p50_s": 0.4,
+            "notice_latency_max_s": 0.6,
+            "cost_breakdown": {"apigateway": 2.0, "eventbridge": 1.0},
+        },
+        "usd_per_million_tasks_by_payload": {"1KB": 5.0, "10MB": 60.0},
+        "payload_detail": {},
+        "worker_batch_size": None,
     }
     # WHEN the report is built
     results = report.build({"nproc": 2, "cpu": "test"}, cold, warm, local)
@@ -93,7 +115,16 @@ def test_report_has_the_shape_the_readme_documents() -> None:
     assert results["local"]["one_client"]["submit_p50_ms"] == 4.0
     assert results["lambda"]["worker"]["invocations_per_task"] == 0.5
     assert isinstance(results["usd_per_million_tasks"], float)
-    assert "tasks/s" in report.table(results)
+    # AND the polled cost, the cost by payload, and the throughput before (2 ms polls) beside the one after
+    assert results["usd_per_million_tasks_polled"] == 6.5
+    assert results["usd_per_million_tasks_with_webhook"] == 8.1
+    assert results["polled"]["gets_per_task"] == 1.0
+    assert results["usd_per_million_tasks_by_payload"] == {"1KB": 5.0, "10MB": 60.0}
+    assert results["local"]["polling_every_2ms"]["tasks_per_s"] == 30.0
+    table = report.table(results)
+    assert "tasks/s" in table
+    assert "total              $  6.500 per million tasks (target <= $7.00)  ok" in table
+    assert "polling every 2 ms" in table
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind counts the instructions")
@@ -153,3 +184,27 @@ def test_each_functions_durations_come_from_its_report_lines() -> None:
     )
     # WHEN they are read THEN each function's durations, in seconds
     assert durations_in(log) == {"submit": [0.0125, 0.004], "worker": [0.03025]}
+
+
+def test_the_polled_cost_adds_each_tasks_event_and_its_share_of_a_notifier_batch() -> None:
+    from bench.polled import events_per_task, webhook_per_task
+
+    # GIVEN one EventBridge event per task, and a notifier invocation of 100 ms at 256 MB for 10 tasks' ends
+    events = events_per_task()
+    # THEN the event is $1.00 per million, the notifier a tenth of an invocation's request and duration
+    assert events["eventbridge"] == pytest.approx(1.00)
+    assert events["lambda.notifier"] == pytest.approx(0.1 * (0.20 + 0.1 * 0.25 * 0.0000133334 * 1e6))
+    # AND a webhook delivery is three SQS requests, one invocation, and a hundredth of a secret read
+    webhook = webhook_per_task()
+    assert webhook["webhook.sqs"] == pytest.approx(3 * 0.40)
+    assert webhook["webhook.lambda"] == pytest.approx(0.20 + 0.1 * 0.25 * 0.0000133334 * 1e6)
+    assert webhook["webhook.secret"] == pytest.approx(0.01 * 5.0)
+
+
+def test_the_load_generator_sleeps_the_bodys_hint_else_the_headers_seconds() -> None:
+    from bench.load import retry_after
+
+    assert retry_after({"retry_after": 0.3}, "1") == 0.3
+    assert retry_after({"status": "running"}, "2") == 2.0
+    assert retry_after({"retry_after": 0}, None) is None
+    assert retry_after(None, "soon") is None

@@ -31,9 +31,16 @@ class Seen:
 
 
 def task_reply(
-    status: str, *, task: str = "multiply", task_id: str = TASK_ID, retry_after: int | None = None, **fields: Any
+    status: str,
+    *,
+    task: str = "multiply",
+    task_id: str = TASK_ID,
+    retry_after: int | None = None,
+    hint: float | None = None,
+    **fields: Any,
 ) -> Reply:
-    """A task as the API shows it: 202 with Retry-After while pending, 200 once finished."""
+    """A task as the API shows it: 202 with Retry-After while pending (`hint`: the body's finer retry_after), 200
+    once finished."""
     pending = status in ("queued", "running")
     body: dict[str, Any] = {
         "task_id": task_id,
@@ -47,6 +54,8 @@ def task_reply(
     else:
         body["finished_at"] = "2025-01-02T03:04:09.000Z"
     body.update(fields)
+    if hint is not None:
+        body["retry_after"] = hint
     headers = {"Retry-After": str(retry_after)} if pending and retry_after is not None else {}
     return Reply(202 if pending else 200, body, headers)
 

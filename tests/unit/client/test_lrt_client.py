@@ -194,6 +194,36 @@ def test_wait_honours_retry_after_and_reports_progress(api: FakeApi, fake_time: 
     ]
 
 
+def test_wait_prefers_the_bodys_finer_retry_after_to_the_rounded_header(api: FakeApi, fake_time: FakeTime) -> None:
+    # GIVEN a running task whose end is 7.4 s away: the header says 8 (whole seconds), the body 7.4
+    api.script(
+        "GET",
+        TASK_PATH,
+        task_reply("running", retry_after=8, hint=7.4),
+        task_reply("succeeded", result=6),
+    )
+
+    # WHEN the client waits, without jitter
+    client_for(api, fake_time, poll=PollPolicy(jitter=0.0)).wait("multiply", TASK_ID)
+
+    # THEN it sleeps the body's 7.4 s
+    assert fake_time.sleeps == [7.4]
+
+
+def test_run_sleeps_the_submissions_retry_after_before_its_first_poll(api: FakeApi, fake_time: FakeTime) -> None:
+    # GIVEN a 10 s task whose submission says to come back in 10.5 s, and which has ended by then
+    api.script("POST", "/multiply", task_reply("queued", retry_after=11, hint=10.5))
+    api.script("GET", TASK_PATH, task_reply("succeeded", result=6))
+
+    # WHEN it is run
+    result = client_for(api, fake_time, poll=PollPolicy(jitter=0.0)).run("multiply", x=2, y=3)
+
+    # THEN one GET found the result, after the pause the submission asked for: none at once
+    assert result == 6
+    assert [(seen.method, seen.path) for seen in api.requests] == [("POST", "/multiply"), ("GET", TASK_PATH)]
+    assert fake_time.sleeps == [10.5]
+
+
 def test_wait_backs_off_exponentially_up_to_the_cap(api: FakeApi, fake_time: FakeTime) -> None:
     api.script("GET", TASK_PATH, *[task_reply("running")] * 5, task_reply("succeeded", result=6))
     policy = PollPolicy(initial=1.0, multiplier=2.0, max_interval=5.0)
@@ -215,7 +245,8 @@ def test_poll_jitter_lengthens_but_never_undercuts_retry_after() -> None:
     policy = PollPolicy(initial=0.5, jitter=0.1)
 
     assert policy.delay(0, retry_after=3.0, rand=0.0) == 3.0
-    assert policy.delay(0, retry_after=3.0, rand=1.0) == pytest.approx(3.3)
+    assert policy.delay(0, retry_after=3.0, rand=1.0) == pytest.approx(3.1)  # a tenth, at most 0.1 s
+    assert policy.delay(0, retry_after=0.5, rand=1.0) == pytest.approx(0.55)
     assert policy.delay(10_000, retry_after=None, rand=0.0) == policy.max_interval
 
 
