@@ -1,7 +1,7 @@
 """Client for the long-running tasks API: submit a task, poll it, collect its result. CLI: `lrt --help`."""
 
 from lrt.auth import BearerAuth, SigV4Auth
-from lrt.client import DEFAULT_URL, PollPolicy, TaskClient, TaskFailure, TaskPage, TaskStatus, default_url
+from lrt.client import DEFAULT_URL, PollPolicy, TaskClient, TaskFailure, TaskPage, TaskSnapshot, default_url
 from lrt.errors import (
     ApiError,
     AuthNotConfigured,
@@ -32,7 +32,7 @@ __all__ = [
     "TaskFailed",
     "TaskFailure",
     "TaskPage",
-    "TaskStatus",
+    "TaskSnapshot",
     "WaitTimeout",
     "default_url",
 ]

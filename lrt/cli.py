@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO, get_args
 
 from lrt.auth import AuthName
-from lrt.client import DEFAULT_URL, DEFAULT_WAIT_TIMEOUT, TaskClient, TaskStatus, default_url
+from lrt.client import DEFAULT_URL, DEFAULT_WAIT_TIMEOUT, TaskClient, TaskSnapshot, default_url
 from lrt.errors import (
     ApiError,
     AuthNotConfigured,
@@ -85,7 +85,7 @@ class ProgressReport:
         self._last: str | None = None
         self._open_line = False
 
-    def __call__(self, status: TaskStatus) -> None:
+    def __call__(self, status: TaskSnapshot) -> None:
         progress = 1.0 if status.status == "succeeded" else status.progress
         percent = f" {progress:4.0%}" if progress is not None else ""
         if self.tty:
@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None, *, sleep: Callable[[float], None] = 
         return _fail(EXIT_INTERRUPTED, "interrupted")
 
 
-def _submit(client: TaskClient, args: argparse.Namespace) -> TaskStatus:
+def _submit(client: TaskClient, args: argparse.Namespace) -> TaskSnapshot:
     if args.input_file is not None:
         if args.inputs:
             raise UsageError("give the inputs either as KEY=VALUE or with --input-file, not both")
@@ -261,7 +261,7 @@ def _list(client: TaskClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def task_table(tasks: Sequence[TaskStatus], *, width: int, now: datetime) -> list[str]:
+def task_table(tasks: Sequence[TaskSnapshot], *, width: int, now: datetime) -> list[str]:
     """A table of tasks (id, task, status, progress, created, duration) no wider than `width`: ids shorten to their
     first 8 characters, then the date leaves the creation time, then task names are cut, as the width asks."""
     if not tasks:
@@ -286,7 +286,7 @@ def _fit(text: str, size: int) -> str:
     return text if len(text) <= size else text[: max(size - 1, 0)] + "…"
 
 
-def _row(task: TaskStatus, now: datetime, *, short_id: bool, short_time: bool) -> list[str]:
+def _row(task: TaskSnapshot, now: datetime, *, short_id: bool, short_time: bool) -> list[str]:
     progress = 1.0 if task.status == "succeeded" else task.progress
     created = task.created_at.astimezone() if task.created_at else None
     return [
@@ -299,7 +299,7 @@ def _row(task: TaskStatus, now: datetime, *, short_id: bool, short_time: bool) -
     ]
 
 
-def _duration(task: TaskStatus, now: datetime) -> str:
+def _duration(task: TaskSnapshot, now: datetime) -> str:
     if task.started_at is None:
         return "-"
     seconds = ((task.finished_at or now) - task.started_at).total_seconds()
@@ -309,7 +309,7 @@ def _duration(task: TaskStatus, now: datetime) -> str:
     return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
-def _wait(client: TaskClient, task: str, task_id: str, timeout: float, *, seen: TaskStatus | None = None) -> int:
+def _wait(client: TaskClient, task: str, task_id: str, timeout: float, *, seen: TaskSnapshot | None = None) -> int:
     report = ProgressReport(sys.stderr)
     try:
         finished = client.wait(task, task_id, timeout=timeout, on_progress=report, seen=seen)

@@ -2,7 +2,7 @@
 
 client = TaskClient()                      # LRT_URL, else the local stack on http://127.0.0.1:3000
 client.run("multiply", x=2, y=3)           # 6: submit, wait, result (raises TaskFailed, TaskCancelled)
-task = client.submit("multiply", x=2, y=3) # TaskStatus, status "queued"
+task = client.submit("multiply", x=2, y=3) # TaskSnapshot, status "queued"
 client.wait("multiply", task.task_id, timeout=60, on_progress=print)
 client.run("describe", input_file="data.json")  # inputs from a file; large ones are uploaded, never inline
 
@@ -57,7 +57,7 @@ class TaskFailure:
 
 
 @dataclass(frozen=True)
-class TaskStatus:
+class TaskSnapshot:
     """A task as the API last showed it. `raw` is the whole JSON body, fields this client does not know included."""
 
     task_id: str
@@ -94,7 +94,7 @@ class TaskStatus:
             raise TaskCancelled(self.task, self.task_id)
 
     @classmethod
-    def from_json(cls, body: dict[str, Any], *, retry_after: float | None = None) -> TaskStatus:
+    def from_json(cls, body: dict[str, Any], *, retry_after: float | None = None) -> TaskSnapshot:
         task_id, task, status = body.get("task_id"), body.get("task"), body.get("status")
         if not (isinstance(task_id, str) and isinstance(task, str) and isinstance(status, str)):
             raise ValueError("a task needs string task_id, task and status")
@@ -122,7 +122,7 @@ class TaskStatus:
 class TaskPage:
     """A page of a listing: its tasks, newest first, and the cursor of the next page (None: the last page)."""
 
-    items: list[TaskStatus]
+    items: list[TaskSnapshot]
     next_cursor: str | None
 
     @classmethod
@@ -130,7 +130,7 @@ class TaskPage:
         items, cursor = body.get("items"), body.get("next_cursor")
         if not isinstance(items, list) or not (cursor is None or isinstance(cursor, str)):
             raise ApiError(200, "Unexpected response", "not a page of tasks", body)
-        return cls([TaskStatus.from_json(item) for item in items if isinstance(item, dict)], cursor)
+        return cls([TaskSnapshot.from_json(item) for item in items if isinstance(item, dict)], cursor)
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,7 @@ class TaskClient:
         input_file: str | Path | None = None,
         webhook_url: str | None = None,
         **kwargs: Any,
-    ) -> TaskStatus:
+    ) -> TaskSnapshot:
         """Queue a task; returns at once with its id. Inputs as a mapping, keywords, or both; or `input_file`, a file
         holding the inputs' JSON object. Inputs over `upload_above` bytes are uploaded, then submitted by reference.
 
@@ -279,16 +279,16 @@ class TaskClient:
             raise ApiError(response.status_code, "Download refused", response.text.strip()[:500], {})
         return response.json()
 
-    def _with_result(self, status: TaskStatus) -> TaskStatus:
+    def _with_result(self, status: TaskSnapshot) -> TaskSnapshot:
         """The status with a large result downloaded into `result`."""
         if status.status == "succeeded" and status.result is None and status.result_url is not None:
             return replace(status, result=self._download(status.result_url))
         return status
 
-    def status(self, task: str, task_id: str) -> TaskStatus:
+    def status(self, task: str, task_id: str) -> TaskSnapshot:
         return self._task(self._send("GET", _path(task, task_id)))
 
-    def cancel(self, task: str, task_id: str) -> TaskStatus:
+    def cancel(self, task: str, task_id: str) -> TaskSnapshot:
         """Cancel a queued or running task (cancelling twice is fine); Conflict once it has finished."""
         return self._task(self._send("DELETE", _path(task, task_id)))
 
@@ -298,9 +298,9 @@ class TaskClient:
         task_id: str,
         *,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-        on_progress: Callable[[TaskStatus], None] | None = None,
-        seen: TaskStatus | None = None,
-    ) -> TaskStatus:
+        on_progress: Callable[[TaskSnapshot], None] | None = None,
+        seen: TaskSnapshot | None = None,
+    ) -> TaskSnapshot:
         """Poll until the task has finished and return its last status: succeeded, failed or cancelled.
 
         `on_progress` gets every status seen, the last included. Raises WaitTimeout after `timeout` seconds (None:
@@ -309,7 +309,7 @@ class TaskClient:
         rather than asking again at once.
         """
         deadline = None if timeout is None else self._clock() + timeout
-        last: TaskStatus | None = None
+        last: TaskSnapshot | None = None
         errors = attempt = 0
         if seen is not None and seen.is_pending:
             last = seen
@@ -351,7 +351,7 @@ class TaskClient:
         idempotency_key: str | None = None,
         input_file: str | Path | None = None,
         timeout: float | None = DEFAULT_WAIT_TIMEOUT,
-        on_progress: Callable[[TaskStatus], None] | None = None,
+        on_progress: Callable[[TaskSnapshot], None] | None = None,
         **kwargs: Any,
     ) -> Any:
         """Submit, wait, and return the task's result; raises TaskFailed, TaskCancelled or WaitTimeout."""
@@ -380,7 +380,7 @@ class TaskClient:
 
     def iter_tasks(
         self, task: str | None = None, *, status: str | Iterable[str] | None = None, page_size: int | None = None
-    ) -> Iterator[TaskStatus]:
+    ) -> Iterator[TaskSnapshot]:
         """Every task of the listing, newest first, page after page (fetched as the iteration reaches them)."""
         cursor = None
         while True:
@@ -416,10 +416,10 @@ class TaskClient:
             raise _api_error(response)
         return response
 
-    def _task(self, response: requests.Response) -> TaskStatus:
+    def _task(self, response: requests.Response) -> TaskSnapshot:
         body = _json_object(response)
         try:
-            return TaskStatus.from_json(body, retry_after=parse_retry_after(response.headers.get("Retry-After")))
+            return TaskSnapshot.from_json(body, retry_after=parse_retry_after(response.headers.get("Retry-After")))
         except ValueError as error:
             raise ApiError(response.status_code, "Unexpected response", f"not a task: {error}", body) from error
 

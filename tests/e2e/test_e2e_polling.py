@@ -15,7 +15,7 @@ import requests
 
 from devstack import LocalStack
 from lrt import TaskClient
-from lrt.client import TaskStatus
+from lrt.client import TaskSnapshot
 from tests.e2e.e2e_support import e2e_auth
 
 pytestmark = pytest.mark.e2e
@@ -50,13 +50,13 @@ def counted_client(base_url: str) -> tuple[TaskClient, GetCounter]:
     return TaskClient(base_url, auth=e2e_auth(), session=session), counter
 
 
-def notice_latency(finished: TaskStatus, seen_at: float) -> float:
+def notice_latency(finished: TaskSnapshot, seen_at: float) -> float:
     """Seconds between the task's end, as the API recorded it, and the moment the client had its outcome."""
     assert isinstance(finished.finished_at, datetime)
     return seen_at - finished.finished_at.timestamp()
 
 
-def run_time(finished: TaskStatus) -> float:
+def run_time(finished: TaskSnapshot) -> float:
     assert finished.started_at is not None
     assert finished.finished_at is not None
     return (finished.finished_at - finished.started_at).total_seconds()
@@ -65,7 +65,7 @@ def run_time(finished: TaskStatus) -> float:
 def test_waiting_on_a_10s_multiply_takes_at_most_two_gets_and_sees_the_result_within_a_second(slow_api: str) -> None:
     # GIVEN two clients: one runs a task (submit, then wait from the submission's hint), one submits and then waits
     # on the task by its id alone, as `lrt wait` does
-    outcomes: dict[str, tuple[TaskStatus, float, int]] = {}
+    outcomes: dict[str, tuple[TaskSnapshot, float, int]] = {}
 
     def run_it() -> None:
         client, counter = counted_client(slow_api)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lrt.cli import ProgressReport, main, parse_inputs
-from lrt.client import TaskStatus
+from lrt.client import TaskSnapshot
 from tests.unit.client.fakeapi import TASK_ID, FakeApi, Reply, problem_reply, task_reply
 
 TASK_PATH = f"/multiply/{TASK_ID}"
@@ -232,8 +232,8 @@ def test_progress_report_draws_a_bar_on_a_terminal() -> None:
     terminal = _Terminal()
     report = ProgressReport(terminal, width=10)
 
-    report(TaskStatus(task_id=TASK_ID, task="multiply", status="running", progress=0.5))
-    report(TaskStatus(task_id=TASK_ID, task="multiply", status="succeeded", result=6))
+    report(TaskSnapshot(task_id=TASK_ID, task="multiply", status="running", progress=0.5))
+    report(TaskSnapshot(task_id=TASK_ID, task="multiply", status="succeeded", result=6))
 
     frames = terminal.getvalue().split("\r\033[K")
     assert frames[1] == "multiply 0f8e2b7a [#####-----]  50% running"

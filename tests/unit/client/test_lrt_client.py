@@ -18,7 +18,7 @@ from lrt import (
     TaskClient,
     TaskFailed,
     TaskFailure,
-    TaskStatus,
+    TaskSnapshot,
     WaitTimeout,
 )
 from lrt.client import parse_retry_after
@@ -179,7 +179,7 @@ def test_wait_honours_retry_after_and_reports_progress(api: FakeApi, fake_time: 
         task_reply("running", progress=0.75, retry_after=3),
         task_reply("succeeded", result=6),
     )
-    seen: list[TaskStatus] = []
+    seen: list[TaskSnapshot] = []
 
     # WHEN
     task = client_for(api, fake_time).wait("multiply", TASK_ID, on_progress=seen.append)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from lrt.cli import main, task_table
-from lrt.client import TaskClient, TaskStatus
+from lrt.client import TaskClient, TaskSnapshot
 from tests.unit.client.fakeapi import FakeApi, Reply, problem_reply, task_reply
 
 NOW = datetime(2025, 1, 2, 3, 5, 0, tzinfo=UTC)
@@ -92,7 +92,7 @@ def test_lrt_ls_refused_filter_is_exit_4_with_the_apis_reason(api: FakeApi, caps
 
 @pytest.mark.parametrize("width", [40, 60, 80, 100, 160])
 def test_task_table_fits_the_terminal(width: int) -> None:
-    tasks = [TaskStatus.from_json(reply.body) for reply in three_tasks()]
+    tasks = [TaskSnapshot.from_json(reply.body) for reply in three_tasks()]
 
     lines = task_table(tasks, width=width, now=NOW)
 
