@@ -176,10 +176,13 @@ def run(
         events.pop("lambda.notifier")
     costs |= events
     polled = sum(costs.values())
+    # TaskEvents=Disabled: no event on the bus; the notifier still reads every task's end (for webhooks).
+    without_events = polled - events["eventbridge"]
     webhook = webhook_per_task()
     notices = sorted(item["notice_s"] for item in seen)
     return {
         "usd_per_million_tasks_polled": round(polled, 3),
+        "usd_per_million_tasks_polled_without_events": round(without_events, 3),
         "usd_per_million_tasks_with_webhook": round(polled + sum(webhook.values()), 3),
         "polled_detail": {
             "tasks": done,

@@ -60,6 +60,7 @@ def build(
                 for name, u in uses.items()
             },
             "usd_per_million_tasks_polled": local["usd_per_million_tasks_polled"],
+            "usd_per_million_tasks_polled_without_events": local["usd_per_million_tasks_polled_without_events"],
             "usd_per_million_tasks_with_webhook": local["usd_per_million_tasks_with_webhook"],
             "polled": local["polled_detail"],
             "usd_per_million_tasks_by_payload": local["usd_per_million_tasks_by_payload"],
@@ -181,6 +182,7 @@ def table(results: dict[str, Any]) -> str:
             f"{polled['notice_latency_max_s']:.2f} s",
             *(f"  {key:<26} ${value:7.3f}" for key, value in polled["cost_breakdown"].items()),
             f"  total              ${total:7.3f} per million tasks (target <= ${target:.2f})  {_mark(total <= target)}",
+            f"  TaskEvents=Disabled ${results['usd_per_million_tasks_polled_without_events']:6.3f} per million tasks",
             f"  with a webhook     ${results['usd_per_million_tasks_with_webhook']:7.3f} per million tasks",
             "",
             "USD per million tasks by payload size (input and result each): "

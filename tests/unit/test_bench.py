@@ -93,6 +93,7 @@ def test_report_has_the_shape_the_readme_documents() -> None:
         "one_client": {"tasks_per_s": 40.0, "submit_p50_ms": 4.0, "submit_p99_ms": 6.0, "result_visible_p50_ms": 15.0},
         "usd_per_million_tasks_polled": 6.5,
         "usd_per_million_tasks_with_webhook": 8.1,
+        "usd_per_million_tasks_polled_without_events": 5.4,
         "polled_detail": {
             "tasks": 2,
             "clients": 2,
@@ -118,6 +119,7 @@ def test_report_has_the_shape_the_readme_documents() -> None:
     # AND the polled cost, the cost by payload, and the throughput before (2 ms polls) beside the one after
     assert results["usd_per_million_tasks_polled"] == 6.5
     assert results["usd_per_million_tasks_with_webhook"] == 8.1
+    assert results["usd_per_million_tasks_polled_without_events"] == 5.4
     assert results["polled"]["gets_per_task"] == 1.0
     assert results["usd_per_million_tasks_by_payload"] == {"1KB": 5.0, "10MB": 60.0}
     assert results["local"]["polling_every_2ms"]["tasks_per_s"] == 30.0
