@@ -131,12 +131,14 @@ class ChildProcess:
     @property
     def exitcode(self) -> int | None:
         """The child's exit code once it has ended (asked once its sentinel is ready), None while it runs."""
-        if self._process is None:
+        # One read: stop(), on another thread, may let go of the process meanwhile.
+        process = self._process
+        if process is None:
             return None
-        if self._process.exitcode is None:
+        if process.exitcode is None:
             # Its sentinel is ready a moment before its end can be reaped.
-            self._process.join(timeout=0.1)
-        return self._process.exitcode
+            process.join(timeout=0.1)
+        return process.exitcode
 
     def is_alive(self) -> bool:
         return self._process is not None and self._process.is_alive()
@@ -189,9 +191,10 @@ class ChildProcess:
             self._receiver = None
 
     def _ended_while_starting(self) -> StartFailed:
-        if self._process is not None:
-            self._process.join(timeout=5)  # its pipe closes a moment before it can be reaped
-        code = self.exitcode
+        process = self._process  # one read, as in exitcode
+        if process is not None:
+            process.join(timeout=5)  # its pipe closes a moment before it can be reaped
+        code = process.exitcode if process is not None else None
         if code is not None and code < 0:
             name = signal.Signals(-code).name
             return StartFailed(
@@ -209,18 +212,20 @@ class ChildProcess:
     def terminate(self) -> None:
         """Stop the child now (SIGTERM), without asking it first."""
         self.request_stop()
-        if self._process is None:
+        process = self._process  # one read: another thread may stop the child too
+        if process is None:
             return
         with contextlib.suppress(OSError):
-            self._process.terminate()
-        self._process.join(timeout=5)
+            process.terminate()
+        process.join(timeout=5)
         self._process = None
 
     def stop(self) -> None:
-        if self._process is None:
+        process = self._process  # one read, as in terminate
+        if process is None:
             return
         self.request_stop()
-        self._process.join(timeout=self._stop_timeout)
-        if self._process.is_alive():
+        process.join(timeout=self._stop_timeout)
+        if process.is_alive():
             logger.warning("%s did not stop in %g s; terminating it", self._description, self._stop_timeout)
         self.terminate()

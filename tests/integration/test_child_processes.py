@@ -52,3 +52,39 @@ def test_stopping_a_child_killed_while_it_waited_does_not_wait_for_it() -> None:
     # THEN stop() returns
     stopping.join(timeout=10)
     assert not stopping.is_alive()
+
+
+class _StoppedByAnotherThreadWhileJoined:
+    """The child's process as another thread's stop() leaves it: that stop ends it and lets go of it while this
+    thread joins it."""
+
+    def __init__(self, child: ChildProcess, process: multiprocessing.process.BaseProcess) -> None:
+        self._child, self._process = child, process
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._process.exitcode
+
+    def join(self, timeout: float | None = None) -> None:
+        self._process.terminate()  # the other thread's stop(), in the middle of this thread's join
+        self._process.join(timeout=5)
+        self._child._process = None
+
+
+def test_the_exit_code_read_while_another_thread_stops_the_child_is_an_answer_not_a_crash() -> None:
+    # GIVEN a running child whose stop() by another thread lands while this thread waits to reap it (the local stack
+    # stopping on SIGTERM while its environment pool's watcher sees a replacement end as it starts)
+    child = _child()
+    child.start()
+    process = child._process
+    assert process is not None
+    child._process = _StoppedByAnotherThreadWhileJoined(child, process)  # type: ignore[assignment]
+    try:
+        # WHEN this thread asks for its exit code
+        code = child.exitcode
+
+        # THEN it gets one (terminated: SIGTERM), rather than an AttributeError from the process let go meanwhile
+        assert code == -signal.SIGTERM
+    finally:
+        process.terminate()
+        process.join(timeout=5)
