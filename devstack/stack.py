@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import multiprocessing.connection
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -186,8 +187,15 @@ class LocalStack:
         if self._api is not None:
             self._api.stop()
             self._api = None
-        for pool in [*self._api_pools.values(), *self._worker_pools.values()]:
-            pool.stop()
+        # Side by side: each consumer's environments finish their long poll before they stop (a second or so each).
+        stopping = [
+            threading.Thread(target=pool.stop, name=f"stop-{name}")
+            for name, pool in [*self._api_pools.items(), *self._worker_pools.items()]
+        ]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
         self._api_pools, self._worker_pools = {}, {}
         if self._moto is not None:
             self._moto.stop()
