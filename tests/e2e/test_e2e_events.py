@@ -110,7 +110,7 @@ def test_a_finished_task_is_posted_once_to_its_webhook_signed_with_the_stacks_se
     task_id = submit(http, base_url, "multiply", {"x": 6, "y": 7}, **{"Webhook-URL": receiver.url})
 
     wait_until(lambda: receiver.requests or None, timeout=EVENT_SECONDS, interval=0.2)
-    time.sleep(3)  # time for a second delivery, were there one
+    time.sleep(2)  # time for a second delivery, were there one (the local retry schedule is 1, 2, 2 s)
 
     assert stack.webhook_secret is not None
     assert (STATE_DIR / "webhook-secret").read_text().strip().startswith("whsec_")
@@ -127,7 +127,7 @@ def test_a_webhook_that_answers_500_is_tried_again_under_the_same_webhook_id(
     task_id = submit(http, base_url, "e2e-fail", {}, **{"Webhook-URL": receiver.url})
 
     wait_until(lambda: len(receiver.requests) >= 2 or None, timeout=EVENT_SECONDS, interval=0.2)
-    time.sleep(3)
+    time.sleep(2)
 
     assert stack.webhook_secret is not None
     assert len(receiver.requests) == 2
@@ -160,7 +160,7 @@ def test_every_terminal_state_puts_one_event_on_the_bus(
     ids = {succeeded, failed, cancelled}
 
     wait_until(lambda: len(bus_queue.of(ids)) >= 3 or None, timeout=EVENT_SECONDS, interval=0.5)
-    time.sleep(3)
+    time.sleep(2)
 
     events = {event["detail"]["task_id"]: event for event in bus_queue.of(ids)}
     assert len(bus_queue.of(ids)) == 3  # one each, no more

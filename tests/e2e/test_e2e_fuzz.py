@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 # Per operation, for the fuzzing phase; the coverage phase adds its own cases. The test-only tasks of
 # tests/e2e/e2e_tasks.py (e2e-*) go through the same code with other input models: fewer suffice there.
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 15
 TEST_TASK_MAX_EXAMPLES = 5
 REQUEST_TIMEOUT_SECONDS = 10
 # The methods API Gateway's ANY /{task}/{task_id} routes to the result function (samcli's Route.ANY_HTTP_METHODS,
@@ -41,7 +41,7 @@ LISTING_STATUSES = ["2xx", "3xx", "400", "401", "403", "404", "429", "5xx"]
 # Listings of one kind all run the same code, as do the inputs of every task: a few examples each; GET /tasks gets
 # more. (The follow-ups reach each one's 200 with real ids and cursors.)
 LIST_KIND_MAX_EXAMPLES = 5
-LIST_ALL_MAX_EXAMPLES = 15
+LIST_ALL_MAX_EXAMPLES = 10
 INPUT_MAX_EXAMPLES = 5
 
 
