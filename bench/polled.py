@@ -1,11 +1,11 @@
-"""What a task costs when its caller polls for it (issue 16 §3): 10 s multiplies, as deployed by default, each run by
+"""What a task costs when its caller polls for it 10 s multiplies, as deployed by default, each run by
 the `lrt` client (submit, then wait from the submission's hint), several callers at once, on the local stack. Counted
 as they ran: the GETs (the result function's invocations), every AWS request the emulator saw, the functions' billed
 durations from their REPORT lines; the client's own view (GETs it sent, how late it saw each result) beside them.
 
-Priced per task on top of that, for what the stack does per task beyond this branch (issue 16 §1/§2, the events
-branch): one EventBridge custom event per task's end, and the notifier function fed by the table's stream (its batch
-assumed below); and separately, a webhook delivery for a task that asks for one.
+Priced per task on top of that: one EventBridge custom event per task's end (the notifier, fed by the table's
+stream, is measured as it ran; its assumed share below only stands in when it did not run); and separately, a webhook
+delivery for a task that asks for one.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from bench.local import durations_in, short_name
 DELAY_SECONDS = 10
 EVENTBRIDGE_PER_EVENT = 1.00 / 1e6  # custom events put on a bus, each 64 KB chunk one event
 SECRETS_MANAGER_PER_CALL = 0.05 / 10_000
-# The notifier (events branch: the table's stream, BatchSize 100, MaximumBatchingWindowInSeconds 5, filtered to task
-# ends before invocation, free): assumed 10 task ends an invocation, i.e. 2 a second across the stack (one a second or
-# fewer: 1-5 an invocation; 20 a second or more: 100). Its run is a PutEvents call for the batch, and a send of each
+# The notifier (the table's stream, BatchSize 100, MaximumBatchingWindowInSeconds 1, filtered to task
+# ends before invocation, free): assumed 10 task ends an invocation (≈ 10 a second across the stack; one a second or
+# fewer: 1-2 an invocation; 100 a second or more: 100). Its run is a PutEvents call for the batch, and a send of each
 # webhook asked for: assumed 100 ms at 256 MB (the template's Globals) an invocation.
 NOTIFIER_TASKS_PER_INVOCATION = 10
 NOTIFIER_MS_PER_INVOCATION = 100.0

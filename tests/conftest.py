@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import ssl
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import boto3
@@ -11,6 +12,7 @@ import pytest
 from moto import mock_aws  # imported before any client is built, so moto can intercept them all
 
 from devstack.resources import LocalResources, create_resources
+from tests.support.receivers import Receiver
 
 # The environment template.yaml gives the functions, with the names create_resources gives the resources.
 LAMBDA_ENVIRONMENT = {
@@ -68,3 +70,17 @@ def driver(aws: LocalResources) -> Any:
     from tests.support.driver import Driver
 
     return Driver(aws)
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator[Callable[..., Receiver]]:
+    """Webhook receivers on 127.0.0.1 (tests.support.receivers), closed after the test."""
+    started: list[Receiver] = []
+
+    def start(statuses: Sequence[int] = (), tls: ssl.SSLContext | None = None) -> Receiver:
+        started.append(Receiver(statuses, tls))
+        return started[-1]
+
+    yield start
+    for receiver in started:
+        receiver.close()

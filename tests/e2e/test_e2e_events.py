@@ -4,11 +4,9 @@ function, which POSTs them to a receiver on 127.0.0.1, signed with the stack's w
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -19,52 +17,12 @@ from standardwebhooks import Webhook
 from devstack import LocalStack
 from devstack.auth import STATE_DIR
 from tests.e2e.e2e_support import wait_until
+from tests.support.receivers import Receiver
 
 pytestmark = pytest.mark.e2e
 
-# The notifier gathers task ends for up to MaximumBatchingWindowInSeconds (5 s) before it is invoked.
+# The notifier gathers task ends for up to MaximumBatchingWindowInSeconds (1 s) before it is invoked.
 EVENT_SECONDS = 30
-
-
-class Receiver:
-    """A webhook receiver on 127.0.0.1 answering each POST with the next of `statuses` (then 200)."""
-
-    def __init__(self, statuses: Sequence[int] = ()) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        left = list(statuses)
-        received = self.requests
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(left.pop(0) if left else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/tasks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver_factory() -> Iterator[Callable[..., Receiver]]:
-    started: list[Receiver] = []
-
-    def start(statuses: Sequence[int] = ()) -> Receiver:
-        started.append(Receiver(statuses))
-        return started[-1]
-
-    yield start
-    for receiver in started:
-        receiver.close()
 
 
 class BusQueue:

@@ -48,7 +48,7 @@ def test_template_notifier_batches_reports_partial_failures_and_ends_in_a_dead_l
     assert mapping["BisectBatchOnFunctionError"] is True
     assert 0 < mapping["MaximumRetryAttempts"] <= 10
     assert mapping["BatchSize"] >= 100
-    assert 0 < mapping["MaximumBatchingWindowInSeconds"] <= 5
+    assert 0 < mapping["MaximumBatchingWindowInSeconds"] <= 1
     assert mapping["StartingPosition"] == "LATEST"
     assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": ["NotifierDeadLetterQueue", "Arn"]

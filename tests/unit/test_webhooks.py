@@ -5,12 +5,10 @@ No test here may send anything to an address other than 127.0.0.1: every name re
 
 from __future__ import annotations
 
-import http.server
 import json
 import socket
 import ssl
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from core.webhooks import (
     resolve_checked,
     signed_headers,
 )
+from tests.support.receivers import Receiver
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 NOW = 1_796_400_000.0
@@ -238,57 +237,6 @@ def test_signed_headers_verify_with_standardwebhooks_with_or_without_the_prefix(
         assert Webhook(SECRET).verify(delivery.body, headers) == json.loads(delivery.body)
     assert headers["webhook-id"] == f"msg_{delivery.task_id}_succeeded"
     assert headers["webhook-timestamp"] == str(int(now.timestamp()))
-
-
-class Receiver:
-    """An HTTP(S) server on 127.0.0.1 that answers each POST with the next status of `statuses` (then 200)."""
-
-    def __init__(self, statuses: Sequence[int] = (), tls: ssl.SSLContext | None = None) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        statuses_left = list(statuses)
-        received = self.requests
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                status = statuses_left.pop(0) if statuses_left else 200
-                if status in (301, 302, 307, 308):
-                    self.send_response(status)
-                    self.send_header("Location", "http://10.0.0.1/elsewhere")
-                else:
-                    self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.errors: list[Any] = []
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        # A refused TLS handshake is what some tests expect: noted here rather than printed by socketserver.
-        self.server.handle_error = lambda request, address: self.errors.append(address)  # type: ignore[method-assign]
-        if tls is not None:
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_port
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver_factory() -> Iterator[Callable[..., Receiver]]:
-    started: list[Receiver] = []
-
-    def start(statuses: Sequence[int] = (), tls: ssl.SSLContext | None = None) -> Receiver:
-        started.append(Receiver(statuses, tls))
-        return started[-1]
-
-    yield start
-    for receiver in started:
-        receiver.close()
 
 
 def loopback_sender(queue: FakeQueue, **options: Any) -> WebhookSender:
