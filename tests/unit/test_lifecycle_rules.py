@@ -9,19 +9,12 @@ from msgspec.structs import replace
 
 from core.lifecycle import TRANSITIONS, Write, view
 from core.memory_store import InMemoryTaskStore
-from core.records import TaskFailure, TaskRecord, TaskStatus
+from core.records import TaskFailure, TaskStatus
 from core.store import TransitionRefused
+from tests.support.records import queued_multiply
 
 NOW = 1_795_831_200.0
-QUEUED = TaskRecord(
-    task_id="3f2b8a51-6c1e-4d7a-9b0f-2e5c8d4a1f60",
-    task="multiply",
-    status=TaskStatus.QUEUED,
-    input_json='{"x":2,"y":3}',
-    created_at=NOW,
-    expires_at=int(NOW) + 86_400,
-    owner="public",
-)
+QUEUED = queued_multiply(NOW)
 RUNNING_LAST = replace(
     QUEUED,
     status=TaskStatus.RUNNING,

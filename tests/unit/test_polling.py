@@ -10,18 +10,12 @@ from msgspec.structs import replace
 from core import polling
 from core.http import Request, task_response
 from core.records import TaskRecord, TaskStatus
+from tests.support.records import queued_multiply
 
 CREATED = 1_795_831_200.0
 # A 10 s multiply as submit records it: declared to take 10 s.
-QUEUED = TaskRecord(
-    task_id="3f2b8a51-6c1e-4d7a-9b0f-2e5c8d4a1f60",
-    task="multiply",
-    status=TaskStatus.QUEUED,
-    input_json='{"x":2,"y":3}',
-    created_at=CREATED,
-    expires_at=int(CREATED) + 7 * 86_400,
-    owner="arn:aws:iam::123456789012:role/analyst",
-    expected_seconds=10.0,
+QUEUED = queued_multiply(
+    CREATED, retention_seconds=7 * 86_400, owner="arn:aws:iam::123456789012:role/analyst", expected_seconds=10.0
 )
 RUNNING = replace(QUEUED, status=TaskStatus.RUNNING, started_at=CREATED + 0.1, attempts=1)
 

@@ -8,6 +8,7 @@ import msgspec
 from core.memory_store import InMemoryTaskStore
 from core.records import TaskRecord, TaskStatus
 from core.runner import ON_SCHEDULE_PROGRESS_INTERVAL_SECONDS, TaskRun
+from tests.support.records import queued_multiply
 
 STARTED = 1_795_831_200.0
 
@@ -23,16 +24,7 @@ class CountingStore(InMemoryTaskStore):
 
 
 def _run(store: CountingStore, clock: list[float], expected_seconds: float | None) -> TaskRun:
-    record = TaskRecord(
-        task_id="3f2b8a51-6c1e-4d7a-9b0f-2e5c8d4a1f60",
-        task="multiply",
-        status=TaskStatus.QUEUED,
-        input_json="{}",
-        created_at=STARTED,
-        expires_at=int(STARTED) + 86_400,
-        owner="someone",
-        expected_seconds=expected_seconds,
-    )
+    record = queued_multiply(STARTED, input_json="{}", owner="someone", expected_seconds=expected_seconds)
     store.create(record, STARTED)
     run = TaskRun(store, record, lambda: clock[0], lease_seconds=60)
     run.expected_seconds = expected_seconds

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from core.records import TaskFailure, TaskRecord, TaskStatus
+from core.records import TaskFailure, TaskStatus
+from tests.support.records import queued_multiply
 
-QUEUED = TaskRecord(
-    task_id="3f2b8a51-6c1e-4d7a-9b0f-2e5c8d4a1f60",
-    task="multiply",
-    status=TaskStatus.QUEUED,
-    input_json='{"x":2,"y":3}',
-    created_at=1_795_831_200.25,
-    expires_at=1_795_831_200 + 7 * 86_400,
-    owner="arn:aws:iam::123456789012:role/analyst",
-)
+QUEUED = queued_multiply(1_795_831_200.25, retention_seconds=7 * 86_400, owner="arn:aws:iam::123456789012:role/analyst")
 
 
 def test_to_public_pending_task_shows_progress_and_no_result() -> None:
