@@ -299,17 +299,24 @@ def test_after_the_last_retry_a_delivery_is_dead_lettered(receiver_factory: Call
     assert queue.dead_letters == [delivery.to_message()]
 
 
+def _tls_receiver(
+    receiver_factory: Callable[..., Receiver], tmp_path: Path, *, certificate_for: str
+) -> tuple[Receiver, str]:
+    """An HTTPS receiver on 127.0.0.1 whose certificate names `certificate_for`, and the file of the test CA that
+    signed it (for the sender to trust)."""
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert(certificate_for).configure_cert(server_context)
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    return receiver_factory(tls=server_context), str(ca_file)
+
+
 def test_https_connects_to_the_checked_address_and_verifies_the_certificate_for_the_name(
     receiver_factory: Callable[..., Receiver], tmp_path: Path
 ) -> None:
-    authority = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("localhost").configure_cert(server_context)
-    receiver = receiver_factory(tls=server_context)
-    ca_file = tmp_path / "ca.pem"
-    authority.cert_pem.write_to_path(str(ca_file))
-    queue = FakeQueue()
-    sender = loopback_sender(queue, ca_certs=str(ca_file))
+    receiver, ca_file = _tls_receiver(receiver_factory, tmp_path, certificate_for="localhost")
+    sender = loopback_sender(FakeQueue(), ca_certs=ca_file)
     delivery = Delivery.of(task_event(finished(webhook_url=f"https://localhost:{receiver.port}/hook")))
 
     assert sender.handle([sqs_record(delivery, 1)]) == {"batchItemFailures": []}
@@ -321,13 +328,8 @@ def test_https_connects_to_the_checked_address_and_verifies_the_certificate_for_
 def test_https_refuses_a_certificate_for_another_name(
     receiver_factory: Callable[..., Receiver], tmp_path: Path
 ) -> None:
-    authority = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("other.example").configure_cert(server_context)
-    receiver = receiver_factory(tls=server_context)
-    ca_file = tmp_path / "ca.pem"
-    authority.cert_pem.write_to_path(str(ca_file))
-    sender = loopback_sender(FakeQueue(), ca_certs=str(ca_file))
+    receiver, ca_file = _tls_receiver(receiver_factory, tmp_path, certificate_for="other.example")
+    sender = loopback_sender(FakeQueue(), ca_certs=ca_file)
 
     with pytest.raises(DeliveryFailed):
         sender.deliver(Delivery.of(task_event(finished(webhook_url=f"https://localhost:{receiver.port}/hook"))))
