@@ -62,10 +62,10 @@ deploy: build ## deploy to the AWS account and region of your credentials; asks 
 bench: $(STAMP)
 	PYTHONPATH=functions:. $(PY) -m bench
 
-models: $(STAMP) ## rewrite functions/core/botocore_models after a botocore upgrade or a newly called operation
+models: $(STAMP) ## rewrite functions/core/adapters/botocore_models after a botocore upgrade or a newly called operation
 	$(PY) tools/trim_botocore_models.py
 
-docs: $(STAMP) ## rewrite the lifecycle's diagram and table in docs/design.md from functions/core/lifecycle.py
+docs: $(STAMP) ## rewrite the lifecycle's diagram and table in docs/design.md from functions/core/domain/lifecycle.py
 	$(PY) tools/lifecycle_doc.py
 
 clean:

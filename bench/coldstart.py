@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = ROOT / "functions"
 BUILD = ROOT / "build" / "bench"
 
-# What each function builds at start-up besides importing its handler: the core.aws factories its first
+# What each function builds at start-up besides importing its handler: the core.adapters.aws factories its first
 # invocation calls. "bare" is the reference: a handler that only does `import boto3; boto3.client("sqs")`.
 HANDLERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "submit": ("submit.app", ("task_store", "task_queue")),
@@ -108,8 +108,8 @@ def _body(name: str) -> str:
     if name == "bare":
         return 'import boto3\nboto3.client("sqs")'
     module, factories = HANDLERS[name]
-    lines = [f"import {module}", "import core.aws"]
-    lines += [f"core.aws.{factory}()" for factory in factories]
+    lines = [f"import {module}", "import core.adapters.aws"]
+    lines += [f"core.adapters.aws.{factory}()" for factory in factories]
     return "\n".join(lines)
 
 

@@ -23,9 +23,9 @@ TASK_ID = "3f2b8a51-6c1e-4d7a-9b0f-2e5c8d4a1f60"  # the id in events/result_get.
 
 
 def _owner() -> str:
-    """Who the events' requests come from (core.identity), as submit records it: the result function shows a task to
+    """Who the events' requests come from (core.domain.identity), as submit records it: the result function shows a task to
     its owner alone."""
-    from core.identity import owner_of
+    from core.domain.identity import owner_of
 
     return owner_of(_load("result_get")["requestContext"].get("authorizer"))
 
@@ -58,11 +58,11 @@ def measure(function: str, invocations: int, warmup: int = 50) -> dict[str, floa
 
     from botocore.stub import Stubber
 
-    import core.aws
+    import core.adapters.aws
 
     handler = importlib.import_module(f"{function}.app").lambda_handler
-    dynamodb = Stubber(core.aws.dynamodb_client())
-    sqs = Stubber(core.aws.sqs_client()) if function in ("submit", "worker") else None
+    dynamodb = Stubber(core.adapters.aws.dynamodb_client())
+    sqs = Stubber(core.adapters.aws.sqs_client()) if function in ("submit", "worker") else None
     if function == "worker":
         # The worker reads its queue's visibility timeout once per container, for the heartbeat of a long task.
         assert sqs is not None

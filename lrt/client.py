@@ -140,7 +140,7 @@ class PollPolicy:
     Each pause is the larger of our own backoff (`initial`, times `multiplier` per poll, at most `max_interval`) and
     the server's Retry-After (believed up to `max_retry_after`), stretched by up to `jitter` (at most `max_jitter`
     seconds) so that many clients drift apart; it never undercuts Retry-After. The server's hint is when the task
-    should end (the API's core.polling): the jitter is capped so that a long wait does not add a tenth to the time
+    should end (the API's core.domain.polling): the jitter is capped so that a long wait does not add a tenth to the time
     the outcome is seen. `max_errors` consecutive failed polls (503, throttling, connection) end the wait with the
     last error.
     """
@@ -148,7 +148,7 @@ class PollPolicy:
     initial: float = 0.5
     multiplier: float = 1.5
     max_interval: float = 10.0
-    # The API's own cap on what it asks (core.polling.MAX_SECONDS).
+    # The API's own cap on what it asks (core.domain.polling.MAX_SECONDS).
     max_retry_after: float = 300.0
     jitter: float = 0.1
     max_jitter: float = 0.1

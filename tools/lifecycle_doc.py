@@ -1,7 +1,7 @@
-"""Writes the task lifecycle's state diagram and transition table into docs/design.md, from core.lifecycle itself:
+"""Writes the task lifecycle's state diagram and transition table into docs/design.md, from core.domain.lifecycle itself:
 the document cannot drift from the rules the stores apply (a test checks it is what this script writes).
 
-Run `make docs` after changing core/lifecycle.py.
+Run `make docs` after changing core/domain/lifecycle.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DESIGN = ROOT / "docs" / "design.md"
-BEGIN = "<!-- lifecycle: written by tools/lifecycle_doc.py from functions/core/lifecycle.py -->"
+BEGIN = "<!-- lifecycle: written by tools/lifecycle_doc.py from functions/core/domain/lifecycle.py -->"
 END = "<!-- lifecycle: end -->"
 
 
@@ -22,7 +22,7 @@ def _state(status: object) -> str:
 
 def render() -> str:
     sys.path.insert(0, str(ROOT / "functions"))
-    from core.lifecycle import TRANSITIONS
+    from core.domain.lifecycle import TRANSITIONS
 
     lines = [BEGIN, "```mermaid", "stateDiagram-v2"]
     for transition in TRANSITIONS.values():

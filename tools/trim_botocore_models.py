@@ -1,8 +1,8 @@
-"""Writes functions/core/botocore_models/: botocore's models of the services the functions call, cut to the
+"""Writes functions/core/adapters/botocore_models/: botocore's models of the services the functions call, cut to the
 operations they call and stripped of documentation.
 
 botocore reads a client's whole service model at every cold start: DynamoDB's is 500 KB of JSON for 62
-operations, of which the functions call four. The cut models are what core.aws's session reads first; they
+operations, of which the functions call four. The cut models are what core.adapters.aws's session reads first; they
 are ≈ 5% of the size and save ≈ 20 ms of CPU per cold start (README, "Design choices"). A task's own boto3
 clients use boto3's default session and botocore's full models.
 
@@ -23,7 +23,7 @@ import botocore
 from botocore.loaders import Loader
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ROOT / "functions" / "core" / "botocore_models"
+MODELS = ROOT / "functions" / "core" / "adapters" / "botocore_models"
 
 # (service, API version): the operations the functions call, in botocore's names.
 OPERATIONS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -91,7 +91,7 @@ def model_path(service: str, api_version: str) -> Path:
 def main() -> None:
     shutil.rmtree(MODELS, ignore_errors=True)
     MODELS.mkdir(parents=True)
-    # core.aws reads the models only under the botocore they were cut from.
+    # core.adapters.aws reads the models only under the botocore they were cut from.
     (MODELS / "VERSION").write_text(botocore.__version__ + "\n")
     for (service, api_version), operations in OPERATIONS.items():
         path = model_path(service, api_version)

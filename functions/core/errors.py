@@ -1,4 +1,4 @@
-"""Domain errors. `ApiError`s map to HTTP statuses in one place (core.http); the worker retries or fails a task on the
+"""Domain errors. `ApiError`s map to HTTP statuses in one place (core.http.api); the worker retries or fails a task on the
 others. Free of botocore: task modules import it, and the AWS adapters translate their SDK's failures into these."""
 
 from __future__ import annotations

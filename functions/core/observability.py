@@ -10,7 +10,7 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from core.records import TaskRecord, TaskStatus
+from core.domain.records import TaskRecord, TaskStatus
 
 logger = Logger()
 metrics = Metrics()

@@ -169,7 +169,7 @@ def task(
     neither expected_seconds nor the task's progress tells when it will end.
     expected_seconds: how long one run usually takes. A client polling the task is told to come back when it should
     have ended (a queued task: this long from now; a running one: from its start, or from its progress rate), so
-    that it polls once or twice rather than every second (core.polling). Progress that keeps to it is written
+    that it polls once or twice rather than every second (core.domain.polling). Progress that keeps to it is written
     only every half minute, which saves the writes (a cancel then stops the run at that write).
     exclusive: claim the task before running it (one more DynamoDB write), so that it never runs twice at once; a
     quick task is otherwise claimed only once it outlasts a second, and two simultaneous deliveries of its

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import msgspec
 
-from core.webhooks import RetrySchedule, UrlPolicy
+from core.services.webhooks import RetrySchedule, UrlPolicy
 
 
 class SettingsError(RuntimeError):
@@ -35,7 +35,7 @@ def _positive_int(name: str) -> int:
 class Settings(msgspec.Struct, frozen=True):
     table_name: str
     retention_days: int
-    # Inputs and results too large for the record (core.payloads).
+    # Inputs and results too large for the record (core.adapters.payloads).
     payload_bucket: str
 
     @classmethod
@@ -49,9 +49,9 @@ class Settings(msgspec.Struct, frozen=True):
 
 class SubmitSettings(Settings, frozen=True):
     queue_url: str
-    # The key that idempotent task ids are derived with (core.service.idempotent_task_id).
+    # The key that idempotent task ids are derived with (core.services.tasks.idempotent_task_id).
     id_secret_arn: str
-    # Which Webhook-URL a submission may name (core.webhooks.UrlPolicy).
+    # Which Webhook-URL a submission may name (core.services.webhooks.UrlPolicy).
     webhook_url_policy: UrlPolicy
 
     @classmethod
@@ -65,7 +65,7 @@ class SubmitSettings(Settings, frozen=True):
 
 
 class ResultSettings(Settings, frozen=True):
-    # The stack's secret, which list cursors are signed with a key derived from (core.listing).
+    # The stack's secret, which list cursors are signed with a key derived from (core.domain.listing).
     id_secret_arn: str
 
     @classmethod

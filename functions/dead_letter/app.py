@@ -1,5 +1,5 @@
 """The dead-letter queue -> dead-letter consumer: the task of every message that used up its deliveries is failed
-with a clear error (core.dead_letters), so that no accepted task reads as queued until its record expires."""
+with a clear error (core.services.dead_letters), so that no accepted task reads as queued until its record expires."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.aws import task_store
-from core.batch import PartialBatchResponse, run_batch
-from core.dead_letters import DeadLetters
+from core.adapters.aws import task_store
 from core.observability import logger, metrics, record_dead_lettered
+from core.services.dead_letters import DeadLetters
+from core.services.message_batch import PartialBatchResponse, run_batch
 from core.settings import dead_letter_settings
 
 

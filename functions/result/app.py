@@ -15,9 +15,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.aws import listing_secret, payload_store, task_store
+from core.adapters.aws import listing_secret, payload_store, task_store
+from core.adapters.payloads import RESULT_URL_SECONDS
+from core.domain.polling import RecentRuns
+from core.domain.records import TaskRecord, TaskStatus
 from core.errors import Conflict
-from core.http import (
+from core.http.api import (
     ALL_TASKS_ROUTE,
     RESULT_ROUTE,
     TASK_ID_ROUTE,
@@ -31,10 +34,7 @@ from core.http import (
     task_response,
 )
 from core.observability import logger, metrics
-from core.payloads import RESULT_URL_SECONDS
-from core.polling import RecentRuns
-from core.records import TaskRecord, TaskStatus
-from core.service import TaskService
+from core.services.tasks import TaskService
 from core.settings import settings
 from result.dashboard import ASSET_ROUTES, DASHBOARD_ROUTE, serve_asset, serve_page
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from core.http import Request, response
+from core.http.api import Request, response
 
 STATIC = Path(__file__).resolve().parent / "static"
 DASHBOARD_ROUTE = "/dashboard"

@@ -9,14 +9,14 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.aws import id_secret, payload_store, task_queue, task_store
-from core.http import TASK_ROUTE, UPLOADS_ROUTE, Request, Router, dumps, response, task_response
+from core.adapters.aws import id_secret, payload_store, task_queue, task_store
+from core.domain.records import iso
+from core.http.api import TASK_ROUTE, UPLOADS_ROUTE, Request, Router, dumps, response, task_response
 from core.observability import logger, metrics, record_submitted
-from core.records import iso
 from core.registry import get_task
-from core.service import UPLOAD_HEADER, TaskService
+from core.services.tasks import UPLOAD_HEADER, TaskService
+from core.services.webhooks import WEBHOOK_HEADER
 from core.settings import submit_settings
-from core.webhooks import WEBHOOK_HEADER
 
 
 @lru_cache(maxsize=1)
@@ -63,7 +63,7 @@ def create_upload(request: Request) -> dict[str, Any]:
 
 
 def openapi(request: Request) -> dict[str, Any]:
-    from core.openapi import openapi_document  # only this rare request pays for building JSON schemas
+    from core.http.openapi import openapi_document  # only this rare request pays for building JSON schemas
 
     return response(200, dumps(openapi_document()), "application/json")
 

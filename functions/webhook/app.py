@@ -1,5 +1,5 @@
 """The webhook queue -> webhook function: POSTs each task's outcome to the URL it named, signed (Standard Webhooks);
-a failed delivery comes back after the retry schedule's next delay (core.webhooks). The only function that reads the
+a failed delivery comes back after the retry schedule's next delay (core.services.webhooks). The only function that reads the
 webhook secret and the only one that connects to the internet."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.aws import webhook_sender
+from core.adapters.aws import webhook_sender
 from core.observability import logger, metrics
 
 

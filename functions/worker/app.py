@@ -1,5 +1,5 @@
 """SQS -> worker: runs each task message of the batch that the invocation has time for, and reports the ones to
-deliver again (partial batch response, core.batch)."""
+deliver again (partial batch response, core.services.message_batch)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.aws import deferral_queue, payload_store, task_store
-from core.batch import Deferrals, PartialBatchResponse, run_batch
+from core.adapters.aws import deferral_queue, payload_store, task_store
 from core.observability import logger, metrics, record_finished
 from core.registry import tasks
-from core.runner import TaskRunner
+from core.services.message_batch import Deferrals, PartialBatchResponse, run_batch
+from core.services.runner import TaskRunner
 from core.settings import worker_settings
 
 # Beyond the invocation's remaining time, so that a live run is never taken for a dead one.

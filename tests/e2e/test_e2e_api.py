@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from core.http import MAX_BODY_BYTES
+from core.http.api import MAX_BODY_BYTES
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.stub import Stubber
 
-from core.aws import sqs_client
+from core.adapters.aws import sqs_client
 from tests.support import extra_tasks
 from tests.support.driver import Driver
 from tests.support.events import lambda_context
@@ -87,9 +87,9 @@ class _Visibility:
 def test_a_running_task_keeps_its_message_hidden_until_it_ends() -> None:
     import time
 
-    from core.batch import run_batch
-    from core.deliveries import Disposition, Outcome
-    from core.queue import TaskMessage
+    from core.adapters.queue import TaskMessage
+    from core.domain.deliveries import Disposition, Outcome
+    from core.services.message_batch import run_batch
 
     # GIVEN a queue whose visibility timeout (0.2 s) a run outlasts (0.7 s)
     visibility = _Visibility(0.2)

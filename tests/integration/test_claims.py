@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from msgspec.structs import replace
 
-from core import registry, runner
-from core.aws import dynamodb_client, task_store
+from core import registry
+from core.adapters.aws import dynamodb_client, task_store
+from core.services import runner
 from tests.support import extra_tasks
 from tests.support.driver import Driver
 

@@ -12,11 +12,11 @@ from typing import Any
 import boto3
 import pytest
 
-from core.aws import task_store
-from core.events import TERMINAL_TRANSITION
-from core.lifecycle import view
-from core.records import TaskFailure, TaskStatus
-from core.store import TransitionRefused
+from core.adapters.aws import task_store
+from core.domain.lifecycle import view
+from core.domain.records import TaskFailure, TaskStatus
+from core.domain.store import TransitionRefused
+from core.services.events import TERMINAL_TRANSITION
 from devstack.resources import LocalResources
 from devstack.stream_source import lambda_record, passes
 from notifier.app import lambda_handler as notifier_handler
@@ -241,7 +241,7 @@ def test_the_webhook_url_is_kept_on_the_record_apart_from_the_inputs(driver: Dri
 def test_a_delivery_retried_later_stays_hidden_and_one_given_up_goes_to_the_dead_letter_queue(
     aws: LocalResources,
 ) -> None:
-    from core.publishers import SqsRetryQueue
+    from core.adapters.publishers import SqsRetryQueue
 
     sqs = boto3.client("sqs")
     queue, dead_letters = aws["WebhookQueue"].ref, aws["WebhookDeadLetterQueue"].ref
@@ -274,7 +274,7 @@ def test_notifier_reports_the_record_when_the_bus_refuses_so_the_stream_retries_
 ) -> None:
     from botocore.exceptions import ClientError
 
-    from core.aws import notifier
+    from core.adapters.aws import notifier
 
     publisher = notifier()._publisher
     assert publisher is not None

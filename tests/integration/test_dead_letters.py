@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from core.aws import task_store
+from core.adapters.aws import task_store
 from tests.support.driver import Driver
 
 

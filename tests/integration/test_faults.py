@@ -13,14 +13,15 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
 from msgspec.structs import replace
 
-from core import registry, service
-from core.aws import dynamodb_client, payload_store, sqs_client, task_store
-from core.deliveries import Disposition, TaskBusy
-from core.lifecycle import view
-from core.queue import TaskMessage
-from core.records import TaskStatus
-from core.runner import TaskRunner
-from core.store import TransitionRefused
+from core import registry
+from core.adapters.aws import dynamodb_client, payload_store, sqs_client, task_store
+from core.adapters.queue import TaskMessage
+from core.domain.deliveries import Disposition, TaskBusy
+from core.domain.lifecycle import view
+from core.domain.records import TaskStatus
+from core.domain.store import TransitionRefused
+from core.services import tasks as service
+from core.services.runner import TaskRunner
 from tests.support.driver import Driver
 
 

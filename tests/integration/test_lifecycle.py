@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from core import service
+from core.services import tasks as service
 from tests.support import extra_tasks
 from tests.support.driver import Driver
 

@@ -16,9 +16,9 @@ import pytest
 from botocore.stub import Stubber
 from msgspec.structs import replace
 
-from core.aws import dynamodb_client
-from core.dynamodb_store import OWNER_INDEX, DynamoTaskStore
-from core.records import TaskFailure, TaskRecord, TaskStatus
+from core.adapters.aws import dynamodb_client
+from core.adapters.dynamodb_store import OWNER_INDEX, DynamoTaskStore
+from core.domain.records import TaskFailure, TaskRecord, TaskStatus
 from devstack.resources import LocalResources
 from result.app import lambda_handler as result_handler
 from result.dashboard import STATIC
@@ -56,7 +56,7 @@ def test_a_caller_lists_their_own_tasks_newest_first_each_as_get_shows_it(driver
     assert [item["status"] for item in kind.body["items"]] == ["queued", "succeeded", "succeeded"]
     for item in kind.body["items"]:
         shown = driver.get("counting", item["task_id"], caller=ALICE).body
-        # The task as GET shows it, less GET's hint to its poller of when to ask again (core.polling): a listing is
+        # The task as GET shows it, less GET's hint to its poller of when to ask again (core.domain.polling): a listing is
         # polled as a whole.
         assert item == {key: value for key, value in shown.items() if key != "retry_after"}
         assert ("retry_after" in shown) == (shown["status"] == "queued")

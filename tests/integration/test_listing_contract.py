@@ -10,12 +10,12 @@ import boto3
 import pytest
 from msgspec.structs import replace
 
-from core.dynamodb_store import DynamoTaskStore
-from core.listing import Listing, ListPosition
-from core.memory_store import InMemoryTaskStore
-from core.records import TaskRecord, TaskStatus
-from core.service import TaskService
-from core.store import TaskStore
+from core.adapters.dynamodb_store import DynamoTaskStore
+from core.adapters.memory_store import InMemoryTaskStore
+from core.domain.listing import Listing, ListPosition
+from core.domain.records import TaskRecord, TaskStatus
+from core.domain.store import TaskStore
+from core.services.tasks import TaskService
 from devstack.resources import LocalResources
 
 NOW = 1_795_831_200.0

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from core.service import idempotent_task_id
+from core.services.tasks import idempotent_task_id
 from tests.support.driver import Driver, iam_caller, jwt_caller
 
 ALICE = iam_caller("arn:aws:sts::123456789012:assumed-role/analyst-alice/botocore-session-1733000001")

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from core.payloads import INLINE_INPUT_MAX_BYTES, INLINE_RESULT_MAX_BYTES, RESULT_URL_SECONDS
+from core.adapters.payloads import INLINE_INPUT_MAX_BYTES, INLINE_RESULT_MAX_BYTES, RESULT_URL_SECONDS
 from tests.support.driver import Driver, HttpResponse, iam_caller
 
 ALICE = iam_caller("arn:aws:iam::123456789012:user/alice")

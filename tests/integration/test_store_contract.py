@@ -6,7 +6,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from core.dynamodb_store import DynamoTaskStore
+from core.adapters.dynamodb_store import DynamoTaskStore
 from devstack.resources import LocalResources
 from tests.unit.test_lifecycle_rules import *  # noqa: F403 - the same scenarios, with this module's `store`
 from tests.unit.test_lifecycle_rules import NOW, QUEUED

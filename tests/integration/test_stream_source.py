@@ -12,8 +12,8 @@ from typing import Any
 import boto3
 import pytest
 
-from core.aws import task_store
-from core.events import TERMINAL_TRANSITION
+from core.adapters.aws import task_store
+from core.services.events import TERMINAL_TRANSITION
 from devstack.resources import LocalResources
 from devstack.stream_source import StreamEventSource
 from devstack.template import FunctionSpec

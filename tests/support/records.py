@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.records import TaskRecord, TaskStatus
+from core.domain.records import TaskRecord, TaskStatus
 
 TASK_ID = "3f2b8a51-6c1e-4d7a-9b0f-2e5c8d4a1f60"
 

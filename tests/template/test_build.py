@@ -46,8 +46,8 @@ def test_sam_build_packages_the_shared_core_and_the_tasks(build_dir: Path, funct
         assert (artifact / package / "__init__.py").is_file(), f"{function} lacks {package}"
     # boto3 comes with the Lambda runtime: packaging it would only slow cold starts.
     assert not (artifact / "boto3").exists()
-    # The cut botocore models core.aws reads instead of botocore's full ones.
-    assert (artifact / "core" / "botocore_models" / "dynamodb" / "2012-08-10" / "service-2.json").is_file()
+    # The cut botocore models core.adapters.aws reads instead of botocore's full ones.
+    assert (artifact / "core" / "adapters" / "botocore_models" / "dynamodb" / "2012-08-10" / "service-2.json").is_file()
 
 
 def test_sam_build_packages_binaries_for_the_arm64_runtime(build_dir: Path) -> None:

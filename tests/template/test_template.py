@@ -480,7 +480,7 @@ def test_template_only_submit_and_result_may_read_the_task_id_secret(resources: 
 def test_template_owner_index_is_the_stores_projecting_only_what_never_changes(
     sam_template: dict[str, Any], resources: dict[str, Any]
 ) -> None:
-    from core.dynamodb_store import OWNER_INDEX
+    from core.adapters.dynamodb_store import OWNER_INDEX
 
     table = resources["TasksTable"]["Properties"]
     (index,) = table["GlobalSecondaryIndexes"]
@@ -575,7 +575,7 @@ def test_template_dead_letter_consumer_looks_again_after_its_own_timeout(resourc
 def test_template_submit_stops_before_a_replay_resends_its_message(resources: dict[str, Any]) -> None:
     # An idempotent replay of a still-queued task sends its message again, hidden until any first submission of it
     # has sent its own or stopped.
-    from core.service import RESEND_DELAY_SECONDS
+    from core.services.tasks import RESEND_DELAY_SECONDS
 
     assert resources["SubmitFunction"]["Properties"]["Timeout"] < RESEND_DELAY_SECONDS
 
@@ -723,8 +723,8 @@ def _emitted_dimensions(capsys: pytest.CaptureFixture[str]) -> dict[str, set[fro
     """Each metric the functions emit (EMF documents on stdout), with the dimension sets it is emitted under."""
     from msgspec.structs import replace
 
+    from core.domain.records import TaskRecord, TaskStatus
     from core.observability import metrics, record_dead_lettered, record_finished, record_submitted
-    from core.records import TaskRecord, TaskStatus
     from tests.support.events import lambda_context
 
     capsys.readouterr()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.events import TERMINAL_TRANSITION
-from core.webhooks import MAX_RETRIES, MAX_RETRY_DELAY_SECONDS, RetrySchedule
+from core.services.events import TERMINAL_TRANSITION
+from core.services.webhooks import MAX_RETRIES, MAX_RETRY_DELAY_SECONDS, RetrySchedule
 from tests.template.test_template import FUNCTIONS, _alarms, _allowed, _statements, as_list
 
 SECONDS_PER_DAY = 86_400

@@ -10,8 +10,8 @@ import botocore
 import pytest
 from botocore import xform_name
 
-from core import aws
-from core.aws import BOTOCORE_MODELS, cut_models_fit, dynamodb_client, sqs_client
+from core.adapters import aws
+from core.adapters.aws import BOTOCORE_MODELS, cut_models_fit, dynamodb_client, sqs_client
 from tools.trim_botocore_models import OPERATIONS, model_path, rendered, trimmed_model
 
 ROOT = Path(__file__).resolve().parents[2]

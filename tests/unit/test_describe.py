@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import InvalidInput
 from core.registry import get_task
-from core.runner import encode_result
+from core.services.runner import encode_result
 from tasks.describe import DescribeInput, Description, describe
 from tests.support.measure import measure
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from core.dynamodb_store import to_item
-from core.events import (
+from core.adapters.dynamodb_store import to_item
+from core.domain.records import TaskFailure, TaskRecord, TaskStatus
+from core.services.events import (
     INLINE_RESULT_MAX_BYTES,
     TERMINAL_TRANSITION,
     Notifier,
@@ -19,7 +20,6 @@ from core.events import (
     stream_event,
     task_event,
 )
-from core.records import TaskFailure, TaskRecord, TaskStatus
 from devstack.stream_source import matches
 
 NOW = 1_796_400_000.0

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from core.errors import InvalidInput
 from core.registry import get_task
-from core.runner import encode_result
+from core.services.runner import encode_result
 from tasks.fit import FitInput, LinearFit, fit
 from tests.support.measure import measure
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from core.http import MAX_BODY_BYTES
+from core.http.api import MAX_BODY_BYTES
 from devstack.resources import LocalResources
 from result.app import lambda_handler as result_handler
 from submit.app import lambda_handler as submit_handler

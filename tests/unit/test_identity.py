@@ -1,10 +1,10 @@
-"""Who owns a task: the caller as API Gateway's authorizer established it, normalised (core.identity)."""
+"""Who owns a task: the caller as API Gateway's authorizer established it, normalised (core.domain.identity)."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.identity import PUBLIC, UnknownCaller, owner_of, role_arn
+from core.domain.identity import PUBLIC, UnknownCaller, owner_of, role_arn
 
 
 @pytest.mark.parametrize(

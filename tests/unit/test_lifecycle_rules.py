@@ -1,4 +1,4 @@
-"""The lifecycle's rules (core.lifecycle) in the in-memory store: every transition, who may make it and when it is
+"""The lifecycle's rules (core.domain.lifecycle) in the in-memory store: every transition, who may make it and when it is
 refused, in milliseconds and without moto. tests/integration/test_store_contract.py runs the DynamoDB store through
 the same sequences."""
 
@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from msgspec.structs import replace
 
-from core.lifecycle import TRANSITIONS, Write, view
-from core.memory_store import InMemoryTaskStore
-from core.records import TaskFailure, TaskStatus
-from core.store import TransitionRefused
+from core.adapters.memory_store import InMemoryTaskStore
+from core.domain.lifecycle import TRANSITIONS, Write, view
+from core.domain.records import TaskFailure, TaskStatus
+from core.domain.store import TransitionRefused
 from tests.support.records import queued_multiply
 
 NOW = 1_795_831_200.0

@@ -1,4 +1,4 @@
-"""Listing's rules (core.listing, TaskService.list_tasks) over the in-memory store: query parameters, the signed cursor,
+"""Listing's rules (core.domain.listing, TaskService.list_tasks) over the in-memory store: query parameters, the signed cursor,
 the status filter on what a reader sees, the page's bounds. tests/integration/test_listing_contract.py runs the
 DynamoDB store through the same listings."""
 
@@ -11,8 +11,8 @@ import uuid
 import pytest
 from msgspec.structs import replace
 
-from core.errors import MalformedRequest
-from core.listing import (
+from core.adapters.memory_store import InMemoryTaskStore
+from core.domain.listing import (
     DEFAULT_LIMIT,
     MAX_EXAMINED,
     Listing,
@@ -22,9 +22,9 @@ from core.listing import (
     read_cursor,
     write_cursor,
 )
-from core.memory_store import InMemoryTaskStore
-from core.records import TaskRecord, TaskStatus
-from core.service import TaskService
+from core.domain.records import TaskRecord, TaskStatus
+from core.errors import MalformedRequest
+from core.services.tasks import TaskService
 
 NOW = 1_795_831_200.0
 KEY = b"the stack's secret"

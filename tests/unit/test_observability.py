@@ -121,7 +121,7 @@ def test_invocations_side_by_side_in_one_process_each_emit_their_own_metric(
 def test_a_message_whose_task_another_delivery_holds_is_one_info_line_not_an_error(
     driver: Driver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from core.aws import task_store
+    from core.adapters.aws import task_store
 
     task_id = driver.submit("multiply", {"x": 2, "y": 3}).body["task_id"]
     task_store().claim(task_id, now=time.time(), lease_seconds=600, started_at=time.time())  # a live worker holds it

@@ -1,4 +1,4 @@
-"""When a polling client is told to come back (core.polling), and how the 202 says it."""
+"""When a polling client is told to come back (core.domain.polling), and how the 202 says it."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import pytest
 from msgspec.structs import replace
 
-from core import polling
-from core.http import Request, task_response
-from core.records import TaskRecord, TaskStatus
+from core.domain import polling
+from core.domain.records import TaskRecord, TaskStatus
+from core.http.api import Request, task_response
 from tests.support.records import queued_multiply
 
 CREATED = 1_795_831_200.0

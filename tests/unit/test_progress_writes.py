@@ -1,13 +1,13 @@
-"""Which progress reports the worker writes (core.runner.TaskRun.progress): each write costs what the task's creation
+"""Which progress reports the worker writes (core.services.runner.TaskRun.progress): each write costs what the task's creation
 does, so a task that declared its run time and keeps to it writes only what readers could not work out."""
 
 from __future__ import annotations
 
 import msgspec
 
-from core.memory_store import InMemoryTaskStore
-from core.records import TaskRecord, TaskStatus
-from core.runner import ON_SCHEDULE_PROGRESS_INTERVAL_SECONDS, TaskRun
+from core.adapters.memory_store import InMemoryTaskStore
+from core.domain.records import TaskRecord, TaskStatus
+from core.services.runner import ON_SCHEDULE_PROGRESS_INTERVAL_SECONDS, TaskRun
 from tests.support.records import queued_multiply
 
 STARTED = 1_795_831_200.0

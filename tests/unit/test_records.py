@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from core.records import TaskFailure, TaskStatus
+from core.domain.records import TaskFailure, TaskStatus
 from tests.support.records import queued_multiply
 
 QUEUED = queued_multiply(1_795_831_200.25, retention_seconds=7 * 86_400, owner="arn:aws:iam::123456789012:role/analyst")

@@ -13,7 +13,7 @@ import pytest
 
 from core.errors import InvalidInput, TaskNotFound
 from core.registry import FiniteNumber, TaskDefinition, TaskInput, get_task, task, tasks
-from core.runner import encode_result
+from core.services.runner import encode_result
 from tasks.multiply import MultiplyInput, slow_multiply
 
 ROOT = Path(__file__).resolve().parents[2]

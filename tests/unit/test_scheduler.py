@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from core.scheduler import Scheduler
+from core.services.scheduler import Scheduler
 
 
 def test_scheduler_runs_due_callbacks_in_order_and_skips_cancelled_ones() -> None:

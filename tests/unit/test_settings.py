@@ -63,8 +63,8 @@ def test_webhook_settings_refuse_a_bad_variable(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_webhook_and_notifier_settings_read_the_templates_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.services.webhooks import UrlPolicy
     from core.settings import NotifierSettings, WebhookSettings
-    from core.webhooks import UrlPolicy
 
     monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", "30,120,600")
     monkeypatch.setenv("TASK_EVENTS", "Disabled")

@@ -17,10 +17,10 @@ import pytest
 import trustme
 from standardwebhooks import Webhook
 
+from core.domain.records import TaskRecord, TaskStatus
 from core.errors import InvalidInput
-from core.events import task_event
-from core.records import TaskRecord, TaskStatus
-from core.webhooks import (
+from core.services.events import task_event
+from core.services.webhooks import (
     MAX_URL_LENGTH,
     Delivery,
     DeliveryFailed,

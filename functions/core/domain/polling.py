@@ -22,7 +22,7 @@ import math
 
 import msgspec
 
-from core.records import TaskRecord, TaskStatus
+from core.domain.records import TaskRecord, TaskStatus
 
 # Never "come back now": a task that ends at once is still given the time its run and outcome's write take.
 MIN_SECONDS = 0.1

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 import msgspec
 
-from core.records import TaskRecord, TaskStatus
+from core.domain.records import TaskRecord, TaskStatus
 
 
 class TaskBusy(Exception):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
-from core.aws_errors import AwsError, error_code, is_aws_unavailable
+from core.adapters.aws_errors import AwsError, error_code, is_aws_unavailable
 from core.errors import ServiceUnavailable
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 The table's stream (NEW_AND_OLD_IMAGES) carries every write; the notifier's event source passes on only the records
 whose old image is not terminal and whose new image is (TERMINAL_TRANSITION, the template's FilterCriteria; a test
-keeps the two alike). core.lifecycle lets exactly one write per task make that move (FINISH, CANCEL or GIVE_UP, each
+keeps the two alike). core.domain.lifecycle lets exactly one write per task make that move (FINISH, CANCEL or GIVE_UP, each
 conditional on a non-terminal status), and a write refused by its condition leaves no stream record: so one task's
 outcome is one stream record, and one event. What it builds is a function of the record alone (no clock, no random
 id), so that a retried batch puts the very same event and enqueues the very same delivery (same webhook-id) again.
@@ -17,8 +17,8 @@ from typing import Any, Protocol, TypedDict
 
 import msgspec
 
-from core.dynamodb_store import from_item
-from core.records import TERMINAL_STATUSES, TaskRecord, TaskStatus, iso
+from core.adapters.dynamodb_store import from_item
+from core.domain.records import TERMINAL_STATUSES, TaskRecord, TaskStatus, iso
 
 # The event's detail-type for each terminal status: what users' EventBridge rules match on.
 DETAIL_TYPES = {
@@ -69,7 +69,7 @@ class TaskEvent(msgspec.Struct, frozen=True):
 
 
 def webhook_id(task_id: str, status: str) -> str:
-    # A task reaches one terminal state once (core.lifecycle): its id and that state name the outcome.
+    # A task reaches one terminal state once (core.domain.lifecycle): its id and that state name the outcome.
     return f"msg_{task_id}_{status}"
 
 

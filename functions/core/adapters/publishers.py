@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from core.aws_errors import AwsError
+from core.adapters.aws_errors import AwsError
 from core.errors import QueueUnavailable
-from core.events import TaskEvent
 from core.observability import logger
-from core.webhooks import delivery_messages
+from core.services.events import TaskEvent
+from core.services.webhooks import delivery_messages
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

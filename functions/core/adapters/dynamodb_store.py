@@ -1,4 +1,4 @@
-"""Task records in DynamoDB: each transition of core.lifecycle is one conditional write with the transition's own
+"""Task records in DynamoDB: each transition of core.domain.lifecycle is one conditional write with the transition's own
 condition, so races resolve in the table. AWS failures leave as domain errors (TransitionRefused, StoreUnavailable)."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from core.aws_errors import AwsError, error_code, is_aws_unavailable
+from core.adapters.aws_errors import AwsError, error_code, is_aws_unavailable
+from core.domain.lifecycle import TRANSITIONS, Write
+from core.domain.listing import ListPosition, OwnedTasks
+from core.domain.records import TaskFailure, TaskRecord, TaskStatus
+from core.domain.store import TransitionRefused
 from core.errors import StoreUnavailable
-from core.lifecycle import TRANSITIONS, Write
-from core.listing import ListPosition, OwnedTasks
-from core.records import TaskFailure, TaskRecord, TaskStatus
-from core.store import TransitionRefused
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -19,8 +19,10 @@ from typing import Any
 
 import msgspec
 
-from core import json_text, polling
-from core.aws_errors import is_aws_unavailable
+from core.adapters.aws_errors import is_aws_unavailable
+from core.domain import json_text, polling
+from core.domain.identity import owner_of
+from core.domain.records import TaskRecord
 from core.errors import (
     RETRY_UNAVAILABLE_AFTER_SECONDS,
     ApiError,
@@ -30,8 +32,6 @@ from core.errors import (
     ServiceUnavailable,
     TaskNotFound,
 )
-from core.identity import owner_of
-from core.records import TaskRecord
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class Request(msgspec.Struct, frozen=True):
 
     @property
     def owner(self) -> str:
-        """Who is calling, as the API's authorizer established it (core.identity)."""
+        """Who is calling, as the API's authorizer established it (core.domain.identity)."""
         return owner_of(self.event["requestContext"].get("authorizer"))
 
 
@@ -204,7 +204,7 @@ def task_response(
     always 202 with the task's Location, even when an idempotent replay finds the task finished already.
     `result_url`: where a result kept in the payload bucket can be downloaded (shown instead of `result`).
 
-    A pending task's body carries `retry_after` too, in seconds to a tenth (core.polling): the header is whole
+    A pending task's body carries `retry_after` too, in seconds to a tenth (core.domain.polling): the header is whole
     seconds, as HTTP has it, rounded up, which would make a client that trusts it see the outcome up to a second
     late. `recent`: the tasks this environment has seen end lately, whose queue waits and runs the hint learns from."""
     headers: dict[str, str] = {}

@@ -3,7 +3,7 @@ it, and the condition under which it applies.
 
 Each write is one conditional write, so races resolve in the table: of two writers only the one whose condition
 still holds succeeds, and the other gets the record as it stood (TransitionRefused). `condition` is the DynamoDB
-ConditionExpression that core.dynamodb_store sends; `permits` is the same rule in Python, which core.memory_store
+ConditionExpression that core.adapters.dynamodb_store sends; `permits` is the same rule in Python, which core.adapters.memory_store
 applies; a test runs both stores through the same sequences and checks that they agree. docs/design.md draws this
 table as a state diagram.
 """
@@ -15,7 +15,7 @@ from enum import StrEnum
 
 import msgspec
 
-from core.records import TaskFailure, TaskRecord, TaskStatus
+from core.domain.records import TaskFailure, TaskRecord, TaskStatus
 
 QUEUED, RUNNING = TaskStatus.QUEUED, TaskStatus.RUNNING
 SUCCEEDED, FAILED, CANCELLED = TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED

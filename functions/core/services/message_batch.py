@@ -23,11 +23,11 @@ from typing import Any, TypedDict
 
 import msgspec
 
-from core.deliveries import Outcome, TaskBusy
+from core.adapters.queue import MessageVisibility, TaskMessage, TaskQueue
+from core.domain.deliveries import Outcome, TaskBusy
 from core.errors import MalformedRequest, QueueUnavailable
 from core.observability import logger
-from core.queue import MessageVisibility, TaskMessage, TaskQueue
-from core.scheduler import Scheduled, scheduler
+from core.services.scheduler import Scheduled, scheduler
 
 # Kept free at the end of an invocation beyond a task's own max_seconds: its outcome's write and the response.
 END_MARGIN_SECONDS = 2.0

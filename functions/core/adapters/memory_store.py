@@ -1,5 +1,5 @@
-"""Task records in memory, for the domain tests: each transition checks the same rule as core.dynamodb_store sends to
-DynamoDB (core.lifecycle's `permits`), atomically under one lock, and refuses with the record as it stood."""
+"""Task records in memory, for the domain tests: each transition checks the same rule as core.adapters.dynamodb_store sends to
+DynamoDB (core.domain.lifecycle's `permits`), atomically under one lock, and refuses with the record as it stood."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import msgspec
 
-from core.lifecycle import TRANSITIONS, Guard, Write
-from core.listing import ListPosition, OwnedTasks
-from core.records import TaskFailure, TaskRecord, TaskStatus
-from core.store import TransitionRefused
+from core.domain.lifecycle import TRANSITIONS, Guard, Write
+from core.domain.listing import ListPosition, OwnedTasks
+from core.domain.records import TaskFailure, TaskRecord, TaskStatus
+from core.domain.store import TransitionRefused
 
 Change = Callable[[TaskRecord], TaskRecord | None]
 

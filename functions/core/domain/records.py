@@ -1,5 +1,5 @@
 """The task record: one per task, its whole lifecycle, and the view of it the API shows. The rules for changing it
-are in core.lifecycle."""
+are in core.domain.lifecycle."""
 
 from __future__ import annotations
 
@@ -45,11 +45,11 @@ class TaskRecord(msgspec.Struct, frozen=True):
     task: str
     status: TaskStatus
     # Input and result are kept as JSON text: exact numbers, and no float <-> Decimal conversion. A large input or
-    # result lives in the payload bucket instead (core.payloads), and the record keeps its key (input_ref, result_ref).
+    # result lives in the payload bucket instead (core.adapters.payloads), and the record keeps its key (input_ref, result_ref).
     input_json: str | None
     created_at: float
     expires_at: int
-    # Who submitted it (core.identity): only they see it.
+    # Who submitted it (core.domain.identity): only they see it.
     owner: str
     attempts: int = 0
     progress: float | None = None
@@ -61,7 +61,7 @@ class TaskRecord(msgspec.Struct, frozen=True):
     error: TaskFailure | None = None
     request_hash: str | None = None
     # The task's declared polling interval and expected run time, stored at submit so that GET needs no task registry
-    # to tell a client when to come back (core.polling).
+    # to tell a client when to come back (core.domain.polling).
     retry_after_seconds: int = 1
     expected_seconds: float | None = None
     # When `progress` was written: the rate of a running task is progress / (progress_at - started_at).
@@ -73,7 +73,7 @@ class TaskRecord(msgspec.Struct, frozen=True):
     # The payload bucket's key of a result too large for the record (result_json None), and its size.
     result_ref: str | None = None
     result_bytes: int | None = None
-    # Where the outcome is POSTed when the task ends (the Webhook-URL header at submit; core.webhooks): never an input.
+    # Where the outcome is POSTed when the task ends (the Webhook-URL header at submit; core.services.webhooks): never an input.
     webhook_url: str | None = None
 
     def is_expired(self, now: float) -> bool:

@@ -14,9 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from core.errors import Conflict, InvalidInput, MalformedRequest, QueueUnavailable, StoreUnavailable, TaskNotFound
-from core.lifecycle import view
-from core.listing import (
+from core.adapters.payloads import (
+    INLINE_INPUT_MAX_BYTES,
+    MAX_UPLOAD_BYTES,
+    UPLOAD_URL_SECONDS,
+    PayloadStore,
+    UploadForm,
+    input_key,
+    upload_key,
+)
+from core.adapters.queue import TaskMessage, TaskQueue
+from core.domain.lifecycle import view
+from core.domain.listing import (
     MAX_EXAMINED,
     MAX_LIMIT,
     Listing,
@@ -26,19 +35,10 @@ from core.listing import (
     parse_listing,
     write_cursor,
 )
-from core.payloads import (
-    INLINE_INPUT_MAX_BYTES,
-    MAX_UPLOAD_BYTES,
-    UPLOAD_URL_SECONDS,
-    PayloadStore,
-    UploadForm,
-    input_key,
-    upload_key,
-)
-from core.queue import TaskMessage, TaskQueue
-from core.records import TaskRecord, TaskStatus
-from core.store import TaskStore, TransitionRefused
-from core.webhooks import UrlPolicy, check_url
+from core.domain.records import TaskRecord, TaskStatus
+from core.domain.store import TaskStore, TransitionRefused
+from core.errors import Conflict, InvalidInput, MalformedRequest, QueueUnavailable, StoreUnavailable, TaskNotFound
+from core.services.webhooks import UrlPolicy, check_url
 
 # The registry (and the task modules under it) is imported by submit only: GET and DELETE read the record, so the
 # result function starts without them.
@@ -92,7 +92,7 @@ def idempotent_task_id(secret: bytes, task: str, owner: str, idempotency_key: st
     return str(uuid.UUID(bytes=bytes(digest[:16])))
 
 
-# Reads of the store one page makes at most, whatever its filters find (each read is bounded too: core.dynamodb_store).
+# Reads of the store one page makes at most, whatever its filters find (each read is bounded too: core.adapters.dynamodb_store).
 MAX_LIST_READS = 4
 
 
@@ -147,7 +147,7 @@ class TaskService:
 
         `inputs`: the body's inputs; or, with `upload_id`, None: the input is the caller's upload, which the worker
         validates before the run (a task whose upload does not fit its model fails, with the 422's errors).
-        `webhook_url`: the Webhook-URL header, checked against the stack's policy (core.webhooks) before anything is
+        `webhook_url`: the Webhook-URL header, checked against the stack's policy (core.services.webhooks) before anything is
         stored; the delivery checks the address it connects to again."""
         if webhook_url is not None:
             check_url(webhook_url, self._webhook_url_policy)
@@ -287,7 +287,7 @@ class TaskService:
         raise Conflict(f"task {record.task_id} is {record.status.value} and can no longer be cancelled")
 
     def list_tasks(self, listing: Listing) -> TaskPage:
-        """The caller's tasks a listing asks for, newest first, as GET shows each (core.lifecycle.view), and where the
+        """The caller's tasks a listing asks for, newest first, as GET shows each (core.domain.lifecycle.view), and where the
         next page starts. A status filter is applied here, to the status a reader sees: a page that has examined
         MAX_EXAMINED records, or read the store MAX_LIST_READS times, ends there, with fewer tasks than asked."""
         now = self._clock()

@@ -26,8 +26,8 @@ from core.errors import InvalidInput, MalformedRequest, QueueUnavailable
 from core.observability import logger
 
 if TYPE_CHECKING:
-    # For annotations only: core.service imports this module, and must not pull in the store's botocore.
-    from core.events import TaskEvent
+    # For annotations only: core.services.tasks imports this module, and must not pull in the store's botocore.
+    from core.services.events import TaskEvent
 
 WEBHOOK_HEADER = "Webhook-URL"
 MAX_URL_LENGTH = 2048

@@ -6,12 +6,12 @@ from typing import Any
 
 import msgspec
 
-from core.http import MAX_BODY_BYTES
-from core.listing import DEFAULT_LIMIT, MAX_EXAMINED, MAX_LIMIT
-from core.records import TaskStatus
+from core.domain.listing import DEFAULT_LIMIT, MAX_EXAMINED, MAX_LIMIT
+from core.domain.records import TaskStatus
+from core.http.api import MAX_BODY_BYTES
 from core.registry import tasks
-from core.service import MAX_IDEMPOTENCY_KEY_LENGTH
-from core.webhooks import MAX_URL_LENGTH, WEBHOOK_HEADER
+from core.services.tasks import MAX_IDEMPOTENCY_KEY_LENGTH
+from core.services.webhooks import MAX_URL_LENGTH, WEBHOOK_HEADER
 
 _TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _PROBLEM = {"$ref": "#/components/responses/Problem"}

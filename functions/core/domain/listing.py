@@ -1,8 +1,8 @@
 """Listing a caller's tasks, newest first, a page at a time: the query a request asks for, where a page stops, and the
 opaque cursor that resumes it.
 
-A page is read from the table's owner index (core.dynamodb_store) and filtered here by status, on the status a reader
-sees (core.lifecycle.view: a last attempt whose lease has lapsed reads as failed), which no filter on the stored
+A page is read from the table's owner index (core.adapters.dynamodb_store) and filtered here by status, on the status a reader
+sees (core.domain.lifecycle.view: a last attempt whose lease has lapsed reads as failed), which no filter on the stored
 attribute could give. A page examines at most MAX_EXAMINED records, so that a rare status costs a bounded read per
 request: it may hold fewer than `limit` tasks, none even, and still have a next_cursor.
 
@@ -27,8 +27,8 @@ from typing import Any
 
 import msgspec
 
+from core.domain.records import TaskRecord, TaskStatus
 from core.errors import MalformedRequest
-from core.records import TaskRecord, TaskStatus
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100

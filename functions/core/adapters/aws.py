@@ -14,11 +14,12 @@ import botocore
 import botocore.session
 from botocore.config import Config
 
-from core.dynamodb_store import DynamoTaskStore
-from core.events import Notifier
-from core.payloads import S3PayloadStore
-from core.publishers import EventBridgePublisher, SqsDeliveryQueue, SqsRetryQueue
-from core.queue import SqsTaskQueue
+from core.adapters.dynamodb_store import DynamoTaskStore
+from core.adapters.payloads import S3PayloadStore
+from core.adapters.publishers import EventBridgePublisher, SqsDeliveryQueue, SqsRetryQueue
+from core.adapters.queue import SqsTaskQueue
+from core.services.events import Notifier
+from core.services.webhooks import WebhookSender
 from core.settings import (
     notifier_settings,
     result_settings,
@@ -27,7 +28,6 @@ from core.settings import (
     webhook_settings,
     worker_settings,
 )
-from core.webhooks import WebhookSender
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -138,7 +138,7 @@ def id_secret() -> bytes:
 
 @lru_cache(maxsize=1)
 def listing_secret() -> bytes:
-    """The same secret, as the result function reads it to sign and check list cursors (core.listing)."""
+    """The same secret, as the result function reads it to sign and check list cursors (core.domain.listing)."""
     return _secret(result_settings().id_secret_arn)
 
 

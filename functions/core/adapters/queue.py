@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
-from core.aws_errors import AwsError
+from core.adapters.aws_errors import AwsError
 from core.errors import MalformedRequest, QueueUnavailable
 
 if TYPE_CHECKING:

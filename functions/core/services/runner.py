@@ -1,5 +1,5 @@
 """What the worker does with one task message: read the task, run it (claiming it if it runs long), record
-the outcome. The writes it makes, and their conditions, are core.lifecycle's.
+the outcome. The writes it makes, and their conditions, are core.domain.lifecycle's.
 
 The read skips a finished, cancelled or live-leased task, so a duplicate or late delivery never runs a
 finished task again; every write is conditional on the record being as this run last saw it, so none
@@ -20,24 +20,24 @@ from typing import Any
 import msgspec
 from botocore.exceptions import BotoCoreError
 
-from core import json_text
-from core.aws_errors import is_aws_unavailable
-from core.deliveries import Disposition, Outcome, TaskBusy
+from core.adapters.aws_errors import is_aws_unavailable
+from core.adapters.payloads import INLINE_RESULT_MAX_BYTES, MAX_RESULT_BYTES, PayloadStore, result_key
+from core.adapters.queue import TaskMessage
+from core.domain import json_text
+from core.domain.deliveries import Disposition, Outcome, TaskBusy
+from core.domain.lifecycle import view
+from core.domain.polling import MIN_PROGRESS_FOR_RATE
+from core.domain.records import TaskFailure, TaskRecord, TaskStatus
+from core.domain.store import TaskStore, TransitionRefused
 from core.errors import ApiError, InvalidInput, RetryableTaskError, RunCancelled, RunTakenOver, ServiceUnavailable
-from core.lifecycle import view
-from core.payloads import INLINE_RESULT_MAX_BYTES, MAX_RESULT_BYTES, PayloadStore, result_key
-from core.polling import MIN_PROGRESS_FOR_RATE
-from core.queue import TaskMessage
-from core.records import TaskFailure, TaskRecord, TaskStatus
 from core.registry import get_task
-from core.scheduler import Scheduled, scheduler
-from core.store import TaskStore, TransitionRefused
+from core.services.scheduler import Scheduled, scheduler
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_SECONDS = 1.0
 # A task that declares its expected_seconds and runs on schedule writes its progress at most this often: between
-# writes, readers are told its end from the declaration (core.polling) as well as from the progress, and each write
+# writes, readers are told its end from the declaration (core.domain.polling) as well as from the progress, and each write
 # costs as much as the task's creation. It is also how long such a task may run on after a cancel.
 ON_SCHEDULE_PROGRESS_INTERVAL_SECONDS = 30.0
 # On schedule: the end the progress points to is within this fraction of the run (or a second) of the end readers
@@ -129,7 +129,7 @@ class TaskRun:
         self._scheduled: Scheduled | None = None
         # The task's declared run time (its definition's), once known: progress on schedule need not be written.
         self.expected_seconds: float | None = None
-        # The run time readers are told (core.polling): the declared one, then the one the last written progress gives.
+        # The run time readers are told (core.domain.polling): the declared one, then the one the last written progress gives.
         self._told_seconds: float | None = None
         self._last_written = self.started_at
 
@@ -205,7 +205,7 @@ class TaskRun:
         try:
             self._store.report_progress(claimed, fraction, now)
             self._last_written = now
-            if fraction >= MIN_PROGRESS_FOR_RATE:  # what readers then work the end out from (core.polling)
+            if fraction >= MIN_PROGRESS_FOR_RATE:  # what readers then work the end out from (core.domain.polling)
                 self._told_seconds = (now - self.started_at) / fraction
         except TransitionRefused as refused:
             raise self._stop_for(refused) from refused

@@ -13,11 +13,11 @@ import logging
 import time
 from collections.abc import Callable
 
-from core.deliveries import Disposition, Outcome, TaskBusy
-from core.lifecycle import view
-from core.queue import TaskMessage
-from core.records import TaskFailure, TaskRecord, TaskStatus
-from core.store import TaskStore, TransitionRefused
+from core.adapters.queue import TaskMessage
+from core.domain.deliveries import Disposition, Outcome, TaskBusy
+from core.domain.lifecycle import view
+from core.domain.records import TaskFailure, TaskRecord, TaskStatus
+from core.domain.store import TaskStore, TransitionRefused
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +51,9 @@ class DeadLetters:
         current = view(stored, self._clock())
         failure = self._failure
         if stored is not None and current is not None and current.status.is_terminal and not stored.status.is_terminal:
-            # Failed only as read (core.lifecycle.view: the last attempt's worker stopped and its lease lapsed): the
+            # Failed only as read (core.domain.lifecycle.view: the last attempt's worker stopped and its lease lapsed): the
             # record is written failed now, with that reason, so that the task's end is a write like any other's
-            # (its completion event and webhook come from that write: core.events).
+            # (its completion event and webhook come from that write: core.services.events).
             failure = current.error or failure
             current = stored
         done = self._done_with(message, current)

@@ -1,12 +1,12 @@
-"""Where task records live: the few operations the domain needs, each one transition of core.lifecycle. Two
-implementations keep the same contract: core.dynamodb_store (deployed) and core.memory_store (domain tests)."""
+"""Where task records live: the few operations the domain needs, each one transition of core.domain.lifecycle. Two
+implementations keep the same contract: core.adapters.dynamodb_store (deployed) and core.adapters.memory_store (domain tests)."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from core.listing import ListPosition, OwnedTasks
-from core.records import TaskFailure, TaskRecord
+from core.domain.listing import ListPosition, OwnedTasks
+from core.domain.records import TaskFailure, TaskRecord
 
 
 class TransitionRefused(Exception):
