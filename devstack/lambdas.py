@@ -26,10 +26,9 @@ from typing import Any
 
 from devstack.child import StopSignal, start_function_process
 from devstack.resources import LocalResources
-from devstack.template import REGION, FunctionSpec
+from devstack.template import ACCOUNT_ID, REGION, FunctionSpec
 
 logger = logging.getLogger(__name__)
-ACCOUNT_ID = "123456789012"
 STOP_CHECK_SECONDS = 1.0
 # How often an SQS environment checks for a stop request, its invocation's timeout and its poller.
 WATCH_SECONDS = 0.25

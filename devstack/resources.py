@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
-from devstack.template import DEFAULT_TEMPLATE, REGION, load_template, parameter_values, resolve
+from devstack.template import ACCOUNT_ID, DEFAULT_TEMPLATE, REGION, load_template, parameter_values, resolve
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -27,6 +27,8 @@ TABLE = "AWS::DynamoDB::Table"
 SECRET = "AWS::SecretsManager::Secret"
 BUCKET = "AWS::S3::Bucket"
 EVENT_BUS = "AWS::Events::EventBus"
+RULE = "AWS::Events::Rule"
+QUEUE_POLICY = "AWS::SQS::QueuePolicy"
 
 # CloudFormation properties of AWS::SQS::Queue that are SQS queue attributes of the same name.
 _QUEUE_ATTRIBUTES = (
@@ -66,6 +68,9 @@ class LocalResources:
     parameters: dict[str, Any]
     resources: dict[str, LocalResource]
     endpoint_url: str | None = None
+    # What `!Ref <Function>.Alias` gives for each function with an AutoPublishAlias: the alias's ARN. (Lambda is the
+    # stack's own, devstack.lambda_service, not moto's.)
+    aliases: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __getitem__(self, logical_id: str) -> LocalResource:
         return self.resources[logical_id]
@@ -124,6 +129,7 @@ class LocalResources:
         """samcli's logical id translator: parameter values, and each resource's Ref and Arn."""
         values: dict[str, Any] = {name: str(value) for name, value in self.parameters.items()}
         values.update({r.logical_id: {"Ref": r.ref, "Arn": r.arn} for r in self.resources.values()})
+        values.update(self.aliases)
         return values
 
 
@@ -172,14 +178,30 @@ def create_resources(
         if resource.get("Type") in CREATORS
     }
     order = TopologicalSorter({lid: _references(res, definitions) for lid, res in definitions.items()})
+    # CloudFormation passes every parameter as a string (Fn::FindInMap keys on them so).
+    strings = {name: str(value) for name, value in parameters.items()}
+    aliases = _aliases(raw, strings, region)
     created: dict[str, LocalResource] = {}
     for logical_id in order.static_order():
-        # CloudFormation passes every parameter as a string (Fn::FindInMap keys on them so).
-        translator: dict[str, Any] = {name: str(value) for name, value in parameters.items()}
+        translator: dict[str, Any] = strings | aliases
         translator.update({r.logical_id: {"Ref": r.ref, "Arn": r.arn} for r in created.values()})
         properties = resolve(raw, definitions[logical_id].get("Properties", {}), translator) or {}
         created[logical_id] = CREATORS[definitions[logical_id]["Type"]](creation, logical_id, properties)
-    return LocalResources(path, parameters, created, endpoint_url)
+    return LocalResources(path, parameters, created, endpoint_url, aliases)
+
+
+def _aliases(raw: dict[str, Any], parameters: dict[str, str], region: str) -> dict[str, dict[str, str]]:
+    """`<Function>.Alias`: {"Ref": the alias's ARN} for each function with an AutoPublishAlias. (Not the functions'
+    own ids: samcli renames a resource to what the translator maps its id to.)"""
+    aliases: dict[str, dict[str, str]] = {}
+    for logical_id, resource in raw.get("Resources", {}).items():
+        properties = resource.get("Properties", {})
+        if resource.get("Type") == "AWS::Serverless::Function" and "AutoPublishAlias" in properties:
+            name, alias = resolve(
+                raw, [properties.get("FunctionName", logical_id), properties["AutoPublishAlias"]], parameters
+            )
+            aliases[f"{logical_id}.Alias"] = {"Ref": f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}:{alias}"}
+    return aliases
 
 
 def _references(value: Any, candidates: dict[str, Any]) -> set[str]:
@@ -354,6 +376,33 @@ def _create_event_bus(creation: Creation, logical_id: str, properties: dict[str,
     return LocalResource(logical_id, EVENT_BUS, name, arn, name, properties)
 
 
+def _create_rule(creation: Creation, logical_id: str, properties: dict[str, Any]) -> LocalResource:
+    """An EventBridge rule and its targets; moto routes the events that match it (SQS targets included). Its Ref is
+    its name."""
+    events = creation.client("events")
+    name = creation.name(logical_id, properties, "Name")
+    bus = properties.get("EventBusName", "default")
+    arn = events.put_rule(
+        Name=name,
+        EventBusName=bus,
+        EventPattern=json.dumps(properties["EventPattern"]),
+        State=properties.get("State", "ENABLED"),
+        Description=properties.get("Description", ""),
+    )["RuleArn"]
+    targets = [{"Id": target["Id"], "Arn": target["Arn"]} for target in properties.get("Targets", [])]
+    if targets:
+        events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+    return LocalResource(logical_id, RULE, name, arn, name, properties)
+
+
+def _create_queue_policy(creation: Creation, logical_id: str, properties: dict[str, Any]) -> LocalResource:
+    """The policy set on each of its queues (moto keeps it; it does not enforce it)."""
+    sqs: SQSClient = creation.client("sqs")
+    for url in properties["Queues"]:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(properties["PolicyDocument"])})
+    return LocalResource(logical_id, QUEUE_POLICY, logical_id, "", logical_id, properties)
+
+
 Creator = Callable[[Creation, str, dict[str, Any]], LocalResource]
 # The resource types the local stack creates, each by one function.
 CREATORS: dict[str, Creator] = {
@@ -362,4 +411,6 @@ CREATORS: dict[str, Creator] = {
     SECRET: _create_secret,
     BUCKET: _create_bucket,
     EVENT_BUS: _create_event_bus,
+    RULE: _create_rule,
+    QUEUE_POLICY: _create_queue_policy,
 }

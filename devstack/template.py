@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
 REGION = "us-east-1"
+# The account id AWS::AccountId resolves to locally (samcli's default), in the ARNs the stack makes.
+ACCOUNT_ID = "123456789012"
 
 
 def load_template(path: str | Path = DEFAULT_TEMPLATE) -> dict[str, Any]:
@@ -52,6 +54,12 @@ class FunctionSpec:
     memory: int
     environment: dict[str, str]
     events: dict[str, Any] = field(default_factory=dict)
+    # Its FunctionName (the logical id when the template gives none): what Invoke names it by.
+    function_name: str = ""
+    # A durable function's DurableConfig (ExecutionTimeout, RetentionPeriodInDays); None for any other.
+    durable: dict[str, Any] | None = None
+    # Its AutoPublishAlias: locally, an alias of version 1.
+    alias: str | None = None
 
     def sqs_events(self) -> list[dict[str, Any]]:
         return [event["Properties"] for event in self.events.values() if event.get("Type") == "SQS"]
@@ -79,6 +87,8 @@ def load_sam_app(path: str | Path, translator: dict[str, Any]) -> SamApp:
     functions = {}
     for function in SamFunctionProvider(stacks).get_all():
         variables = (function.environment or {}).get("Variables", {})
+        stack = next(stack for stack in stacks if stack.stack_path == function.stack_path)
+        properties: dict[str, Any] = stack.resources[function.function_id].get("Properties", {})
         functions[function.name] = FunctionSpec(
             name=function.name,
             handler=str(function.handler),
@@ -86,6 +96,9 @@ def load_sam_app(path: str | Path, translator: dict[str, Any]) -> SamApp:
             memory=int(function.memory or 128),
             environment={key: _env_str(value) for key, value in variables.items()},
             events=dict(function.events or {}),
+            function_name=function.functionname,
+            durable=function.durable_config,
+            alias=properties.get("AutoPublishAlias"),
         )
     return SamApp(stacks=stacks, functions=functions)
 

@@ -11,7 +11,7 @@ import boto3
 from moto import mock_aws
 
 from devstack import create_resources
-from devstack.template import DEFAULT_TEMPLATE, load_template
+from devstack.template import DEFAULT_TEMPLATE, load_sam_app, load_template
 
 
 def test_create_resources_builds_template_resources_in_mock_aws() -> None:
@@ -42,3 +42,58 @@ def test_create_resources_uses_parameter_overrides() -> None:
         resources = create_resources(parameter_overrides={"MaxReceiveCount": 5}, name_prefix="other-")
         assert resources.max_receive_count == 5
         assert resources.table_name == "other-TasksTable"
+
+
+def test_the_worker_starts_the_runner_by_its_alias_and_each_runner_invocation_lasts_worker_timeout() -> None:
+    with mock_aws():
+        # WHEN the stack reads the template with WorkerTimeout=30 (`python -m devstack --parameter WorkerTimeout=30`)
+        resources = create_resources(parameter_overrides={"WorkerTimeout": "30"})
+        app = load_sam_app(resources.template_path, resources.translator())
+
+    # THEN the runner is durable, stopped after 30 s an invocation, and the worker names it by its alias's ARN
+    runner = app.functions["DurableRunnerFunction"]
+    assert runner.function_name == "local-durable-runner"
+    assert runner.timeout == 30
+    assert runner.durable == {"ExecutionTimeout": "86400", "RetentionPeriodInDays": 14}
+    assert app.functions["WorkerFunction"].environment["DURABLE_RUNNER_ARN"] == (
+        "arn:aws:lambda:us-east-1:123456789012:function:local-durable-runner:live"
+    )
+
+
+def test_the_durable_execution_ends_rule_queues_the_runners_unfinished_ends_only() -> None:
+    runner = "arn:aws:lambda:us-east-1:123456789012:function:local-durable-runner"
+    with mock_aws():
+        # GIVEN the template's rule and queue
+        resources = create_resources()
+        events = boto3.client("events", region_name="us-east-1")
+
+        # WHEN Lambda puts the ends of executions on the default bus
+        for name, status, function_arn in [
+            ("failed", "FAILED", f"{runner}:1"),
+            ("timed-out", "TIMED_OUT", f"{runner}:1"),
+            ("stopped", "STOPPED", f"{runner}:$LATEST"),
+            ("succeeded", "SUCCEEDED", f"{runner}:1"),
+            ("another-function", "FAILED", "arn:aws:lambda:us-east-1:123456789012:function:local-worker:1"),
+        ]:
+            detail = {"durableExecutionName": name, "status": status, "functionArn": function_arn}
+            entry = {
+                "Source": "aws.lambda",
+                "DetailType": "Durable Execution Status Change",
+                "Detail": json.dumps(detail),
+            }
+            assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+
+        # THEN those of the runner that did not succeed reach the dead-letter consumer's queue
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        queue = resources["DurableExecutionEndsQueue"].ref
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+        assert {json.loads(m["Body"])["detail"]["durableExecutionName"] for m in messages} == {
+            "failed",
+            "timed-out",
+            "stopped",
+        }
+        # AND the queue has the template's policy, which lets that rule alone send to it
+        policy = json.loads(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"])["Attributes"]["Policy"])
+        assert policy["Statement"][0]["Condition"] == {
+            "ArnEquals": {"aws:SourceArn": resources["DurableExecutionEndsRule"].arn}
+        }
