@@ -161,6 +161,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"env vars for sam local start-api written to {args.write_env_vars}", flush=True)
         emulator = f" (the emulator's pid {stack.emulator_pid})" if stack.emulator_pid else ""
         print(f"AWS services at {stack.endpoint_url}{emulator}", flush=True)
+        dex = f" (the durable execution emulator's pid {stack.dex_pid})" if stack.dex_pid else ""
+        print(f"Lambda (Invoke of durable functions, durable executions) at {stack.lambda_url}{dex}", flush=True)
+        for name, durable_pids in stack.durable_pids.items():
+            print(
+                f"{name} ({stack.sam_app.functions[name].function_name}): durable, each invocation in a process of its"
+                f" own (pids {', '.join(map(str, durable_pids))}; more start as needed)",
+                flush=True,
+            )
         if stack.worker_pids:
             pids = ", ".join(map(str, stack.worker_pids))
             print(f"worker: one process per concurrent invocation (pids {pids})", flush=True)

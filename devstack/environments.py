@@ -303,13 +303,19 @@ class ProcessLambdaRunner:
         pool = self.pools.get(function_identifier)
         if pool is None:
             raise FunctionNotFound(f"unable to find a function with name {function_identifier!r}")
-        try:
-            return pool.invoke(event)
-        except FunctionError as error:
-            return str(error)
-        except (EnvironmentExited, EnvironmentTimedOut, StartFailed) as error:
-            logger.error("%s: %s", function_identifier, error)
-            return json.dumps({"errorType": LAMBDA_ERROR_TYPES[type(error)], "errorMessage": _lambda_message(error)})
+        return lambda_answer(pool, event)[0]
+
+
+def lambda_answer(pool: EnvironmentPool, event: str) -> tuple[str, bool]:
+    """The function's answer to `event` as Lambda gives it, and whether it is a function error (X-Amz-Function-Error):
+    the handler's exception, or the runtime's end (killed, exited, past its timeout, failed to start)."""
+    try:
+        return pool.invoke(event), False
+    except FunctionError as error:
+        return str(error), True
+    except (EnvironmentExited, EnvironmentTimedOut, StartFailed) as error:
+        logger.error("%s: %s", pool.name, error)
+        return json.dumps({"errorType": LAMBDA_ERROR_TYPES[type(error)], "errorMessage": _lambda_message(error)}), True
 
 
 # What Lambda reports when the runtime's process ends during an invocation, when it stops an invocation at the

@@ -1,5 +1,6 @@
 """The whole stack, started and stopped from this process: the AWS emulator, the template's resources, the HTTP API
-with its authorizers, each function's execution environments, and the worker's SQS event sources."""
+with its authorizers, each function's execution environments, the worker's SQS event sources, and Lambda's API for
+the durable functions with the durable execution emulator behind it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import boto3
 from devstack.emulator import MotoProcess
 from devstack.environments import EnvironmentPool, ProcessLambdaRunner
 from devstack.event_source import sqs_events
+from devstack.lambda_service import DexProcess, ExecutionEnds, LambdaService
 from devstack.lambdas import EnvironmentConfig
 from devstack.resources import LocalResources, create_resources
 from devstack.stream_source import stream_events
@@ -93,6 +95,10 @@ class LocalStack:
         self._state_dir = state_dir
         self.issuer: LocalIssuer | None = None
         self._moto: MotoProcess | None = None
+        self._lambda: LambdaService | None = None
+        self._dex: DexProcess | None = None
+        self._ends: ExecutionEnds | None = None
+        self._durable_pools: dict[str, EnvironmentPool] = {}
         self._api: ApiServer | None = None
         self._api_pools: dict[str, EnvironmentPool] = {}
         self._worker_pools: dict[str, EnvironmentPool] = {}
@@ -138,6 +144,10 @@ class LocalStack:
         # The template's LocalEndpointUrl parameter declares AWS_ENDPOINT_URL for the functions, so that the
         # env-vars file for `sam local start-api` may set it.
         self._parameter_overrides.setdefault("LocalEndpointUrl", self.endpoint_url)
+        # Lambda's API, bound now: its URL is AWS_ENDPOINT_URL_LAMBDA in every function's environment (and the
+        # template's LocalLambdaEndpointUrl, for env.json).
+        self._lambda = LambdaService()
+        self._parameter_overrides.setdefault("LocalLambdaEndpointUrl", self._lambda.url)
         self._parameter_overrides["AuthType"] = self.auth_type
         if self.auth_type == "JWT":
             from devstack.auth import STATE_DIR, LocalIssuer
@@ -166,11 +176,27 @@ class LocalStack:
                 for name, spec in self.sam_app.functions.items()
                 if (concurrency := self._consumer_concurrency(spec))
             }
-        pools = [*self._api_pools.values(), *self._worker_pools.values()]
+        durable = [name for name, spec in self.sam_app.functions.items() if spec.durable is not None]
+        if durable:
+            from devstack.auth import STATE_DIR
+
+            store = (self._state_dir or STATE_DIR) / f"durable-executions-{os.getpid()}.sqlite"
+            self._dex = DexProcess(self._lambda.url, store)
+            self._dex.launch()
+            # Each invocation in an environment of its own, as many at once as the worker runs tasks.
+            self._durable_pools = {name: self._pool(name, warm=1, limit=self.worker_concurrency) for name in durable}
+        pools = [*self._api_pools.values(), *self._worker_pools.values(), *self._durable_pools.values()]
         for pool in pools:
             pool.start()  # side by side
         for pool in pools:
             pool.wait_ready()
+        if self._dex is not None:
+            self._dex.wait_ready()
+            self._ends = ExecutionEnds(
+                self._dex.url, boto3.client("events", endpoint_url=self.endpoint_url, region_name=REGION)
+            )
+            self._ends.start()
+        self._lambda.start(self.sam_app.functions, self._durable_pools, self._dex.url if self._dex else "", self._ends)
         if api is not None:
             from devstack.api import ApiServer
 
@@ -187,16 +213,25 @@ class LocalStack:
         if self._api is not None:
             self._api.stop()
             self._api = None
+        if self._lambda is not None:
+            self._lambda.stop()
+            self._lambda = None
         # Side by side: each consumer's environments finish their long poll before they stop (a second or so each).
         stopping = [
             threading.Thread(target=pool.stop, name=f"stop-{name}")
-            for name, pool in [*self._api_pools.items(), *self._worker_pools.items()]
+            for name, pool in [*self._api_pools.items(), *self._worker_pools.items(), *self._durable_pools.items()]
         ]
         for thread in stopping:
             thread.start()
         for thread in stopping:
             thread.join()
-        self._api_pools, self._worker_pools = {}, {}
+        self._api_pools, self._worker_pools, self._durable_pools = {}, {}, {}
+        if self._ends is not None:
+            self._ends.stop()
+            self._ends = None
+        if self._dex is not None:
+            self._dex.stop()
+            self._dex = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -222,9 +257,15 @@ class LocalStack:
     def fault(self) -> str | None:
         """Why this stack can serve nothing any more (the AWS emulator it started has ended, and with it every
         table, queue and task; or a function's environments cannot start), or None while it can."""
-        for pool in [*self._api_pools.values(), *self._worker_pools.values()]:
+        for pool in [*self._api_pools.values(), *self._worker_pools.values(), *self._durable_pools.values()]:
             if pool.fault is not None:
                 return f"{pool.fault}; fix it and start the stack again"
+        dex = self._dex
+        if dex is not None and multiprocessing.connection.wait([dex.sentinel], timeout=0):
+            return (
+                f"the durable execution emulator (pid {dex.pid}) ended with exit code {dex.exitcode}: every durable"
+                " execution is gone; start the stack again"
+            )
         moto = self._moto
         if moto is None or not multiprocessing.connection.wait([moto.sentinel], timeout=0):
             return None
@@ -237,6 +278,23 @@ class LocalStack:
     def emulator_pid(self) -> int | None:
         """The AWS emulator's process id, when this stack started it."""
         return self._moto.pid if self._moto is not None else None
+
+    @property
+    def lambda_url(self) -> str:
+        """Lambda's API for the durable functions (Invoke, the durable execution APIs)."""
+        if self._lambda is None:
+            raise RuntimeError("the stack is not running")
+        return self._lambda.url
+
+    @property
+    def dex_pid(self) -> int | None:
+        """The durable execution emulator's process id, when the template has durable functions."""
+        return self._dex.pid if self._dex is not None else None
+
+    @property
+    def durable_pids(self) -> dict[str, list[int]]:
+        """The durable functions' execution environments' process ids, by function (one per concurrent invocation)."""
+        return {name: pool.pids for name, pool in self._durable_pools.items()}
 
     @property
     def api_pids(self) -> list[int]:
@@ -304,11 +362,14 @@ class LocalStack:
 
     def _pool(self, name: str, *, warm: int, limit: int) -> EnvironmentPool:
         assert self.endpoint_url is not None
+        assert self._lambda is not None
         saved = {key: os.environ[key] for key in self._saved_environ if key in os.environ}
         spec = self.sam_app.functions[name]
         config = EnvironmentConfig(
             spec=spec,
-            environment=saved | self.environment | {"AWS_ENDPOINT_URL": self.endpoint_url},
+            environment=saved
+            | self.environment
+            | {"AWS_ENDPOINT_URL": self.endpoint_url, "AWS_ENDPOINT_URL_LAMBDA": self._lambda.url},
             task_modules=self._task_modules,
             log_level=logging.getLogger().getEffectiveLevel(),
             resources=self.resources if sqs_events(spec) or stream_events(spec) else None,

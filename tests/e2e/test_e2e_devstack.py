@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from devstack import LocalStack
-from devstack.envvars import DOCKER_HOST, env_vars
+from devstack.envvars import DOCKER_HOST, env_vars, for_container
 from devstack.template import DEFAULT_TEMPLATE, load_template
 from tests.e2e.e2e_support import wait_until
 
@@ -54,6 +54,9 @@ def test_env_vars_file_matches_template_variables(local_stack: LocalStack | None
     assert generated["WorkerFunction"]["MAX_RECEIVE_COUNT"] == "3"
     # The functions in Docker reach the emulated AWS through the template's LocalEndpointUrl parameter.
     assert generated["WorkerFunction"]["AWS_ENDPOINT_URL"].startswith(f"http://{DOCKER_HOST}:")
+    # And the stack's own Lambda (the durable runner's Invoke, stop and get of its executions) through
+    # LocalLambdaEndpointUrl.
+    assert generated["ResultFunction"]["AWS_ENDPOINT_URL_LAMBDA"] == for_container(local_stack.lambda_url)
 
 
 def start_devstack(
@@ -96,6 +99,7 @@ def test_services_only_mode_starts_and_stops(tmp_path: Path) -> None:
             "SubmitFunction",
             "ResultFunction",
             "WorkerFunction",
+            "DurableRunnerFunction",
             "DeadLetterFunction",
             "NotifierFunction",
             "WebhookFunction",
