@@ -50,6 +50,7 @@ HANDLER_INVOKE_HEADER = "X-Dex-Handler-Invoke"
 # so this only bounds the wait for a free environment (Lambda's longest Timeout).
 RUNNER_INVOCATION_TIMEOUT_SECONDS = 900
 WATCH_SECONDS = 0.5
+STATUS_CHANGE = "Durable Execution Status Change"
 DEX_TIMEOUT_SECONDS = 30
 _FUNCTION = re.compile(
     r"^(?:arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z0-9-]+):)?(?:(?P<account>\d{12}):)?(?:function:)?"
@@ -57,7 +58,6 @@ _FUNCTION = re.compile(
 )
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<function>[^/]+)/invocations$")
 _EXECUTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_ENDED = {"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
 
 
 class Refused(Exception):
@@ -75,14 +75,17 @@ class Refused(Exception):
 
 class LambdaService:
     """The WSGI application and its server: bound at once, since its URL goes into the functions' environment;
-    serving from start(), given the template's functions, the durable ones' pools and the runner."""
+    serving from start(), given the template's functions, the durable ones' pools, the runner and the bus."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self._functions: dict[str, FunctionSpec] = {}
         self._pools: dict[str, EnvironmentPool] = {}
         self._dex_url = ""
-        self._ends: ExecutionEnds | None = None
+        self._events: EventBridgeClient | None = None
         self._starting = threading.Lock()  # one start at a time: a name is looked up and started as one step
+        self._running: set[str] = set()  # the executions started here, until their end is announced
+        self._stopping = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="durable-execution-ends", daemon=True)
         self._server = ThreadedServer(self, host, 0)
 
     @property
@@ -94,15 +97,21 @@ class LambdaService:
         functions: dict[str, FunctionSpec],
         pools: dict[str, EnvironmentPool],
         dex_url: str = "",
-        ends: ExecutionEnds | None = None,
+        events: EventBridgeClient | None = None,
     ) -> None:
-        """`functions` by logical id; `pools` the durable ones' environments, by logical id."""
+        """`functions` by logical id; `pools` the durable ones' environments, by logical id; `events` the client
+        that puts the executions' ends on the default bus."""
         self._functions = {spec.function_name or spec.name: spec for spec in functions.values()}
-        self._pools, self._dex_url, self._ends = pools, dex_url, ends
+        self._pools, self._dex_url, self._events = pools, dex_url, events
         self._server.start()
+        if events is not None:
+            self._watcher.start()
 
     def stop(self) -> None:
         self._server.stop()
+        self._stopping.set()
+        if self._watcher.is_alive():
+            self._watcher.join(timeout=DEX_TIMEOUT_SECONDS)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
@@ -190,14 +199,43 @@ class LambdaService:
                     "Input": payload,
                 },
             )
-        arn = started["ExecutionArn"]
-        if self._ends is not None:
-            self._ends.watch(arn)
+            arn = started["ExecutionArn"]
+            self._running.add(arn)
         return arn
 
     def _pass(self, request: Request, uri: str) -> Response:
         status, headers, body = _request(self._dex_url, request.method, uri, request.get_data(), request.content_type)
         return Response(body, status, headers)
+
+    def _watch(self) -> None:
+        """Lambda puts "Durable Execution Status Change" on the default bus as an execution ends (source aws.lambda;
+        the template's rules route it): each execution started here is read twice a second until it has ended.
+        RUNNING is not announced."""
+        assert self._events is not None
+        while not self._stopping.wait(WATCH_SECONDS):
+            with self._starting:
+                running = list(self._running)
+            for arn in running:
+                try:
+                    execution = _dex(self._dex_url, "GET", f"/2025-12-01/durable-executions/{quote(arn, safe='')}")
+                    if execution["Status"] == "RUNNING":
+                        continue
+                    detail = {
+                        "durableExecutionArn": arn,
+                        "durableExecutionName": execution["DurableExecutionName"],
+                        "functionArn": execution["FunctionArn"],
+                        "status": execution["Status"],
+                        "startTimestamp": _iso(execution["StartTimestamp"]),
+                        "endTimestamp": _iso(execution["EndTimestamp"]),
+                    }
+                    put = self._events.put_events(
+                        Entries=[{"Source": "aws.lambda", "DetailType": STATUS_CHANGE, "Detail": json.dumps(detail)}]
+                    )
+                    if put["FailedEntryCount"] == 0:
+                        with self._starting:
+                            self._running.discard(arn)
+                except (Refused, BotoCoreError, ClientError):
+                    logger.exception("the end of durable execution %s could not be announced; trying again", arn)
 
 
 def _request(
@@ -228,68 +266,7 @@ def _dex(base_url: str, method: str, path: str, *, body: Any = None, name: str |
     return result
 
 
-class ExecutionEnds:
-    """Puts "Durable Execution Status Change" on the default bus when an execution started here ends, as Lambda does
-    (source aws.lambda; the template's rules route it). Each running execution is read from the runner twice a
-    second; RUNNING is not announced."""
-
-    def __init__(self, dex_url: str, events: EventBridgeClient) -> None:
-        self._dex_url = dex_url
-        self._events = events
-        self._running: set[str] = set()
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="durable-execution-ends", daemon=True)
-
-    def watch(self, arn: str) -> None:
-        with self._lock:
-            self._running.add(arn)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=DEX_TIMEOUT_SECONDS)
-
-    def _watch(self) -> None:
-        while not self._stopping.wait(WATCH_SECONDS):
-            with self._lock:
-                running = list(self._running)
-            for arn in running:
-                try:
-                    if self._ended(arn):
-                        with self._lock:
-                            self._running.discard(arn)
-                except (Refused, BotoCoreError, ClientError):
-                    logger.exception("the end of durable execution %s could not be announced; trying again", arn)
-
-    def _ended(self, arn: str) -> bool:
-        execution = _dex(self._dex_url, "GET", f"/2025-12-01/durable-executions/{quote(arn, safe='')}")
-        if execution["Status"] not in _ENDED:
-            return False
-        detail = {
-            "durableExecutionArn": arn,
-            "durableExecutionName": execution["DurableExecutionName"],
-            "functionArn": execution["FunctionArn"],
-            "status": execution["Status"],
-            "startTimestamp": _iso(execution["StartTimestamp"]),
-            "endTimestamp": _iso(execution.get("EndTimestamp") or datetime.now(UTC).timestamp()),
-        }
-        failed = self._events.put_events(
-            Entries=[
-                {"Source": "aws.lambda", "DetailType": "Durable Execution Status Change", "Detail": json.dumps(detail)}
-            ]
-        )["FailedEntryCount"]
-        if failed:
-            raise Refused(500, "ServiceException", "PutEvents failed")
-        return True
-
-
-def _iso(timestamp: float | str) -> str:
-    if isinstance(timestamp, str):
-        return timestamp
+def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

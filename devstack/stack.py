@@ -18,7 +18,7 @@ import boto3
 from devstack.emulator import MotoProcess
 from devstack.environments import EnvironmentPool, ProcessLambdaRunner
 from devstack.event_source import sqs_events
-from devstack.lambda_service import DexProcess, ExecutionEnds, LambdaService
+from devstack.lambda_service import DexProcess, LambdaService
 from devstack.lambdas import EnvironmentConfig
 from devstack.resources import LocalResources, create_resources
 from devstack.stream_source import stream_events
@@ -97,7 +97,6 @@ class LocalStack:
         self._moto: MotoProcess | None = None
         self._lambda: LambdaService | None = None
         self._dex: DexProcess | None = None
-        self._ends: ExecutionEnds | None = None
         self._durable_pools: dict[str, EnvironmentPool] = {}
         self._api: ApiServer | None = None
         self._api_pools: dict[str, EnvironmentPool] = {}
@@ -190,13 +189,12 @@ class LocalStack:
             pool.start()  # side by side
         for pool in pools:
             pool.wait_ready()
-        if self._dex is not None:
+        if self._dex is None:
+            self._lambda.start(self.sam_app.functions, {})
+        else:
             self._dex.wait_ready()
-            self._ends = ExecutionEnds(
-                self._dex.url, boto3.client("events", endpoint_url=self.endpoint_url, region_name=REGION)
-            )
-            self._ends.start()
-        self._lambda.start(self.sam_app.functions, self._durable_pools, self._dex.url if self._dex else "", self._ends)
+            events = boto3.client("events", endpoint_url=self.endpoint_url, region_name=REGION)
+            self._lambda.start(self.sam_app.functions, self._durable_pools, self._dex.url, events)
         if api is not None:
             from devstack.api import ApiServer
 
@@ -226,9 +224,6 @@ class LocalStack:
         for thread in stopping:
             thread.join()
         self._api_pools, self._worker_pools, self._durable_pools = {}, {}, {}
-        if self._ends is not None:
-            self._ends.stop()
-            self._ends = None
         if self._dex is not None:
             self._dex.stop()
             self._dex = None
