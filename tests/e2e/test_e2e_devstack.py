@@ -97,6 +97,7 @@ def test_services_only_mode_starts_and_stops(tmp_path: Path) -> None:
             "ResultFunction",
             "WorkerFunction",
             "DeadLetterFunction",
+            "DurableRunnerFunction",
             "NotifierFunction",
             "WebhookFunction",
         }

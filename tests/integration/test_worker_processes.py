@@ -40,9 +40,11 @@ def test_a_worker_process_that_lambda_would_end_is_ended_and_replaced(
     template = DEFAULT_TEMPLATE
     if worker_timeout is not None:
         text = DEFAULT_TEMPLATE.read_text()
-        assert text.count("      Timeout: !Ref WorkerTimeout\n") == 1  # the worker's
+        # The worker's own Timeout: the first after its resource's name (the durable runner's comes later).
+        worker = text.index("\n  WorkerFunction:\n")
+        line = text.index("      Timeout: !Ref WorkerTimeout\n", worker)
         template = tmp_path / "template.yaml"
-        template.write_text(text.replace("      Timeout: !Ref WorkerTimeout\n", f"      Timeout: {worker_timeout}\n"))
+        template.write_text(text[:line] + f"      Timeout: {worker_timeout}\n" + text[line:].split("\n", 1)[1])
     stack = LocalStack(
         template=template,
         port=0,
