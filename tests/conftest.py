@@ -36,6 +36,8 @@ LAMBDA_ENVIRONMENT = {
     "WEBHOOK_DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/WebhookDeadLetterQueue",
     "WEBHOOK_SECRET_ARN": "WebhookSecret",
     "WEBHOOK_RETRY_SCHEDULE": "1,2",
+    "DURABLE_RUNNER_ARN": "arn:aws:lambda:us-east-1:123456789012:function:durable-runner:live",
+    "WORKER_TIMEOUT": "60",
 }
 os.environ.update(LAMBDA_ENVIRONMENT)
 os.environ.pop("AWS_ENDPOINT_URL", None)

@@ -29,6 +29,7 @@ MODELS = ROOT / "functions" / "core" / "adapters" / "botocore_models"
 OPERATIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("dynamodb", "2012-08-10"): ("BatchGetItem", "DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"),
     ("events", "2015-10-07"): ("PutEvents",),
+    ("lambda", "2015-03-31"): ("GetDurableExecution", "Invoke", "StopDurableExecution"),
     # CreateBucket is never called: botocore builds a presigned POST's URL from its operation model.
     ("s3", "2006-03-01"): ("CreateBucket", "GetObject", "HeadObject", "PutObject"),
     ("secretsmanager", "2017-10-17"): ("GetSecretValue",),

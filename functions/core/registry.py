@@ -1,7 +1,9 @@
 """The task registry: every module in the `tasks` package registers its tasks with `@task`.
 
 A task is one typed function, `def name(inputs: SomeInput, progress: Progress) -> result`, whose first
-parameter's annotation is its input model. Loading the registry imports each task module, so a module
+parameter's annotation is its input model. A durable task (`@task(durable=True)`) takes a third parameter,
+`steps: Steps`, and may run for as long as it takes: each `steps.run(...)` is checkpointed, and a run that is
+interrupted resumes from its last completed step. Loading the registry imports each task module, so a module
 imports heavy dependencies (numpy, a model) inside the function, never at its top.
 """
 
@@ -14,7 +16,7 @@ import sys
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any, Protocol, TypeVar, get_type_hints
 
 import msgspec
 import msgspec.inspect
@@ -23,6 +25,29 @@ from core.errors import InvalidInput, TaskNotFound
 
 Progress = Callable[[float], None]
 """Called by a task with the fraction of its work done, 0..1. Cheap to call often: writes are throttled."""
+
+T = TypeVar("T")
+
+
+class Steps(Protocol):
+    """A durable task's checkpointed steps (its third parameter).
+
+    `steps.run(name, fn, *args)` calls `fn(*args)` once and checkpoints its return value; when the task is resumed
+    (its invocation crashed, ran out of memory or time, or suspended to start the next step afresh), a step that
+    completed returns its stored value without calling `fn`, and the interrupted one runs again. So: the control flow
+    between steps must be deterministic (the same steps, in the same order, from the same values), and every side
+    effect (time, randomness, I/O) belongs inside a step. Step names are unique within a run; a step's value is what
+    a task's result may be (JSON). A step fails the task on its own exceptions, and is retried on
+    `core.errors.RetryableTaskError` (and timeouts, connection errors, AWS throttling)."""
+
+    def run(self, name: str, fn: Callable[..., T], *args: Any) -> T: ...
+
+    @property
+    def step_seconds(self) -> float:
+        """How long one step may take: an invocation's time (the stack's WorkerTimeout) less a margin. The same in
+        every invocation of a run, so the control flow may depend on it (a step that runs as much work as fits)."""
+        ...
+
 
 TASK_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 # Paths of the API's own routes beside /<task>: no task may take their names.
@@ -54,7 +79,8 @@ FiniteNumber = int | Annotated[float, msgspec.Meta(ge=-_FLOAT_MAX, le=_FLOAT_MAX
 
 class TaskDefinition(msgspec.Struct, frozen=True):
     name: str
-    function: Callable[[Any, Progress], Any]
+    # (inputs, progress) for a plain task; (inputs, progress, steps) for a durable one.
+    function: Callable[..., Any]
     input_model: type[msgspec.Struct]
     description: str
     # Seconds a client should wait between polls while the task is pending and nothing tells its end.
@@ -67,6 +93,9 @@ class TaskDefinition(msgspec.Struct, frozen=True):
     # The longest one run may take: the worker starts it only when its invocation has that long left. None: as long
     # as a whole invocation allows (it then runs only first in a batch).
     max_seconds: float | None = None
+    # Run by the durable runner, step by step, for as long as it takes (core.services.durable), not in one worker
+    # invocation.
+    durable: bool = False
 
     def validate(self, inputs: Any) -> msgspec.Struct:
         """The task's typed input; InvalidInput with per-field details when `inputs` do not fit its model, or when
@@ -162,6 +191,7 @@ def task(
     expected_seconds: float | None = None,
     exclusive: bool = False,
     max_seconds: float | None = None,
+    durable: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a function as a task reachable at `POST /<name>`.
 
@@ -176,7 +206,11 @@ def task(
     message may both run it (only one outcome is kept).
     max_seconds: the longest one run may take. The worker starts a run only when its invocation has that long left,
     and hands a message it cannot start back to the queue (a batch never outruns the function's Timeout). Declare
-    it when the worker's BatchSize is above 1; without it a task runs only first in its batch."""
+    it when the worker's BatchSize is above 1; without it a task runs only first in its batch. Not for a durable task.
+    durable: run the task as a durable execution (Lambda durable functions): its function takes a third parameter,
+    `steps: Steps`, whose checkpointed steps let it run across as many invocations as it takes (up to the stack's
+    DurableTaskTimeout), each step within one invocation (WorkerTimeout), and resume after a crash from the last
+    completed step."""
 
     def register(function: Callable[..., Any]) -> Callable[..., Any]:
         task_name = name or function.__name__
@@ -193,6 +227,13 @@ def task(
         input_model = hints.get(parameters[0]) if parameters else None
         if not (isinstance(input_model, type) and issubclass(input_model, msgspec.Struct)):
             raise TypeError(f"task {task_name!r}: annotate the first parameter with its input model (a TaskInput)")
+        expected_parameters = "(inputs, progress, steps)" if durable else "(inputs, progress)"
+        if len(parameters) != (3 if durable else 2):
+            raise TypeError(f"task {task_name!r} takes {expected_parameters}, not ({', '.join(parameters)})")
+        if durable and (exclusive or max_seconds is not None):
+            raise ValueError(
+                f"task {task_name!r}: a durable task's steps are its unit of work: no exclusive or max_seconds"
+            )
         _definitions[task_name] = TaskDefinition(
             name=task_name,
             function=function,
@@ -202,6 +243,7 @@ def task(
             expected_seconds=expected_seconds,
             exclusive=exclusive,
             max_seconds=max_seconds,
+            durable=durable,
         )
         return function
 

@@ -78,6 +78,8 @@ class WorkerSettings(Settings, frozen=True):
     queue_url: str
     # Must equal the queue's maxReceiveCount: the delivery with this count is the task's last chance.
     max_receive_count: int
+    # The durable runner's alias, where durable tasks' executions are started.
+    durable_runner_arn: str
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
@@ -85,6 +87,23 @@ class WorkerSettings(Settings, frozen=True):
             **msgspec.structs.asdict(Settings.from_env()),
             queue_url=_required("QUEUE_URL"),
             max_receive_count=_positive_int("MAX_RECEIVE_COUNT"),
+            durable_runner_arn=_required("DURABLE_RUNNER_ARN"),
+        )
+
+
+class DurableSettings(Settings, frozen=True):
+    # A durable task's step interrupted this many times fails the task; a step's RetryableTaskError is retried up to
+    # this many attempts (as a plain task's deliveries).
+    max_receive_count: int
+    # The runner's Timeout: what one invocation, and so a step, may take.
+    worker_timeout: int
+
+    @classmethod
+    def from_env(cls) -> DurableSettings:
+        return cls(
+            **msgspec.structs.asdict(Settings.from_env()),
+            max_receive_count=_positive_int("MAX_RECEIVE_COUNT"),
+            worker_timeout=_positive_int("WORKER_TIMEOUT"),
         )
 
 
@@ -176,6 +195,11 @@ def result_settings() -> ResultSettings:
 @lru_cache(maxsize=1)
 def worker_settings() -> WorkerSettings:
     return WorkerSettings.from_env()
+
+
+@lru_cache(maxsize=1)
+def durable_settings() -> DurableSettings:
+    return DurableSettings.from_env()
 
 
 @lru_cache(maxsize=1)

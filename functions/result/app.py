@@ -15,7 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.adapters.aws import listing_secret, payload_store, task_store
+from core.adapters.aws import execution_control, listing_secret, payload_store, task_store
 from core.adapters.payloads import RESULT_URL_SECONDS
 from core.domain.polling import RecentRuns
 from core.domain.records import TaskRecord, TaskStatus
@@ -41,7 +41,9 @@ from result.dashboard import ASSET_ROUTES, DASHBOARD_ROUTE, serve_asset, serve_p
 
 @lru_cache(maxsize=1)
 def service() -> TaskService:
-    return TaskService(task_store(), retention_days=settings().retention_days, id_secret=listing_secret)
+    return TaskService(
+        task_store(), retention_days=settings().retention_days, id_secret=listing_secret, executions=execution_control()
+    )
 
 
 @lru_cache(maxsize=1)

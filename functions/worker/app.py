@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.adapters.aws import deferral_queue, payload_store, task_store
+from core.adapters.aws import deferral_queue, durable_executions, payload_store, task_store
 from core.observability import logger, metrics, record_finished
 from core.registry import tasks
 from core.services.message_batch import Deferrals, PartialBatchResponse, run_batch
@@ -32,6 +32,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialBatc
         max_receive_count=worker_settings().max_receive_count,
         lease_seconds=context.get_remaining_time_in_millis() / 1000 + LEASE_MARGIN_SECONDS,
         on_finished=record_finished,
+        executions=durable_executions(),
     )
     deferrals = Deferrals(
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,

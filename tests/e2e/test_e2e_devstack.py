@@ -99,8 +99,8 @@ def test_services_only_mode_starts_and_stops(tmp_path: Path) -> None:
             "SubmitFunction",
             "ResultFunction",
             "WorkerFunction",
-            "DurableRunnerFunction",
             "DeadLetterFunction",
+            "DurableRunnerFunction",
             "NotifierFunction",
             "WebhookFunction",
         }

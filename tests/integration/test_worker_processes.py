@@ -40,10 +40,11 @@ def test_a_worker_process_that_lambda_would_end_is_ended_and_replaced(
     template = DEFAULT_TEMPLATE
     if worker_timeout is not None:
         text = DEFAULT_TEMPLATE.read_text()
-        worker = "      # A task's whole run must fit in this; Lambda allows at most 900 seconds.\n      Timeout: !Ref WorkerTimeout\n"
-        assert text.count(worker) == 1
+        # The worker's own Timeout: the first after its resource's name (the durable runner's comes later).
+        worker = text.index("\n  WorkerFunction:\n")
+        line = text.index("      Timeout: !Ref WorkerTimeout\n", worker)
         template = tmp_path / "template.yaml"
-        template.write_text(text.replace(worker, f"      Timeout: {worker_timeout}\n"))
+        template.write_text(text[:line] + f"      Timeout: {worker_timeout}\n" + text[line:].split("\n", 1)[1])
     stack = LocalStack(
         template=template,
         port=0,

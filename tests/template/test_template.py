@@ -30,6 +30,7 @@ FUNCTIONS = (
     "DeadLetterFunction",
     "NotifierFunction",
     "WebhookFunction",
+    "DurableRunnerFunction",
 )
 SQS_FUNCTIONS = ("WorkerFunction", "DeadLetterFunction", "WebhookFunction")
 STREAM_FUNCTIONS = ("NotifierFunction",)
@@ -41,6 +42,14 @@ SAM_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
 }
 SQS_POLLER_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
+# What SAM attaches to a durable function's role instead of AWSLambdaBasicExecutionRole: logs, and its executions'
+# checkpoints on every resource (the boundary narrows them to the stack's runner).
+DURABLE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicDurableExecutionRolePolicy"
+# The durable runner's executions, on every version (function:<name>:<version>/durable-execution/...): a durable
+# execution's ARN always names a version, never an alias, so this is how AWS has them granted.
+DURABLE_EXECUTIONS = {
+    "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-durable-runner:*"
+}
 STREAM_POLLER_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole"
 # Actions that support no resource-level permissions, so "*" is the only possible resource.
 UNSCOPABLE_ACTION_PREFIXES = ("xray:", "dynamodb:ListStreams")
@@ -343,7 +352,7 @@ def _statements(policy_document: dict[str, Any]) -> list[dict[str, Any]]:
     return as_list(policy_document["Statement"])
 
 
-PAYLOAD_PREFIXES = ("inputs", "uploads", "results")
+PAYLOAD_PREFIXES = ("inputs", "uploads", "results", "checkpoints")
 
 
 def _payload_prefix(resource: Any) -> str | None:
@@ -388,6 +397,11 @@ def test_template_each_function_may_touch_only_the_payload_prefixes_it_uses(reso
     }
     # Download links: of results (GET .../result), and of inputs kept apart (GET .../input).
     assert _object_grants(resources, "ResultFunction") == {"s3:GetObject": {"results", "inputs", "uploads"}}
+    # A durable task's input and result, and its step values too large for a checkpoint.
+    assert _object_grants(resources, "DurableRunnerFunction") == {
+        "s3:GetObject": {"inputs", "uploads", "checkpoints"},
+        "s3:PutObject": {"results", "checkpoints"},
+    }
     assert _object_grants(resources, "DeadLetterFunction") == {}
     assert _object_grants(resources, "NotifierFunction") == {}
     assert _object_grants(resources, "WebhookFunction") == {}
@@ -418,6 +432,7 @@ def test_template_function_roles_grant_no_wildcards(resources: dict[str, Any]) -
             SAM_MANAGED_POLICIES
             | ({SQS_POLLER_POLICY} if name in SQS_FUNCTIONS else set())
             | ({STREAM_POLLER_POLICY} if name in STREAM_FUNCTIONS else set())
+            | ({DURABLE_POLICY} if name == "DurableRunnerFunction" else set())
         )
         assert set(role["ManagedPolicyArns"]) <= allowed_managed, name
         assert role["PermissionsBoundary"] == {"Ref": "FunctionPermissionsBoundary"}, name
@@ -427,7 +442,12 @@ def test_template_function_roles_grant_no_wildcards(resources: dict[str, Any]) -
                 for action in as_list(statement["Action"]):
                     assert "*" not in action, (name, action)
                 for resource in as_list(statement["Resource"]):
-                    assert "*" not in json.dumps(resource) or _payload_prefix(resource), (name, resource)
+                    assert (
+                        "*" not in json.dumps(resource) or _payload_prefix(resource) or resource == DURABLE_EXECUTIONS
+                    ), (
+                        name,
+                        resource,
+                    )
 
 
 def test_template_permissions_boundary_is_scoped(resources: dict[str, Any]) -> None:
@@ -444,7 +464,7 @@ def test_template_permissions_boundary_is_scoped(resources: dict[str, Any]) -> N
                 assert (
                     set(resource) == {"Fn::GetAtt"}
                     or resource in ({"Ref": "TaskIdSecret"}, {"Ref": "WebhookSecret"}, OWNER_INDEX_ARN)
-                    or resource == {"Fn::Sub": "${PayloadBucket.Arn}/*"}
+                    or resource in ({"Fn::Sub": "${PayloadBucket.Arn}/*"}, DURABLE_EXECUTIONS)
                 ), resource
     log_groups = next(s for s in _statements(document) if "logs:PutLogEvents" in s["Action"])["Resource"]
     assert {group["Fn::GetAtt"][0] for group in log_groups} == {
@@ -454,6 +474,7 @@ def test_template_permissions_boundary_is_scoped(resources: dict[str, Any]) -> N
         "DeadLetterLogGroup",
         "NotifierLogGroup",
         "WebhookLogGroup",
+        "DurableRunnerLogGroup",
     }
 
 
@@ -612,9 +633,15 @@ def test_template_worker_reports_partial_batches_with_bounded_concurrency(
 
 
 def test_template_dead_letters_are_consumed_and_their_tasks_failed(resources: dict[str, Any]) -> None:
-    properties = _event_sources(resources)["DeadLetterFunction"]
-    assert properties["EventSourceArn"] == {"Fn::GetAtt": ["TaskDeadLetterQueue", "Arn"]}
-    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    sources = [
+        mapping["Properties"]
+        for mapping in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if mapping["Properties"]["FunctionName"] == {"Ref": "DeadLetterFunction"}
+    ]
+    assert {json.dumps(source["EventSourceArn"]) for source in sources} == {
+        json.dumps({"Fn::GetAtt": [queue, "Arn"]}) for queue in ("TaskDeadLetterQueue", "DurableExecutionEndsQueue")
+    }
+    assert all(source["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for source in sources)
     variables = resources["DeadLetterFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["MAX_RECEIVE_COUNT"] == {"Ref": "MaxReceiveCount"}
 

@@ -106,6 +106,8 @@ def test_no_write_moves_a_cancelled_task(store: InMemoryTaskStore) -> None:
         store.give_up(QUEUED.task_id, NOW + 1, TaskFailure("GaveUp", "x"))
     with pytest.raises(TransitionRefused):
         store.cancel(QUEUED.task_id, NOW + 1)
+    with pytest.raises(TransitionRefused):
+        store.resume(QUEUED.task_id, NOW + 1, 60, execution_arn=EXECUTION)
     assert store.get(QUEUED.task_id) == cancelled
 
 
@@ -117,6 +119,68 @@ def test_give_up_fails_a_queued_task_or_a_lapsed_claim_but_not_a_live_one(store:
     failed = store.give_up(QUEUED.task_id, NOW + 61, TaskFailure("GaveUp", "x"))
 
     assert (failed.status, failed.lease_until, failed.finished_at) == (TaskStatus.FAILED, None, NOW + 61)
+
+
+EXECUTION = "arn:aws:lambda:us-east-1:123456789012:function:runner:1/durable-execution/x/y"
+
+
+def test_resume_runs_a_durable_task_and_counts_each_invocation(store: InMemoryTaskStore) -> None:
+    first = store.resume(QUEUED.task_id, NOW + 1, 60, execution_arn=EXECUTION)
+    second = store.resume(QUEUED.task_id, NOW + 100, 60, execution_arn=EXECUTION)
+
+    assert (first.status, first.execution_arn, first.started_at, first.attempts) == (
+        TaskStatus.RUNNING,
+        EXECUTION,
+        NOW + 1,
+        1,
+    )
+    # started_at is the first invocation's; each invocation is an attempt with a lease of its own time.
+    assert (second.started_at, second.attempts, second.lease_until) == (NOW + 1, 2, NOW + 160)
+
+
+def test_resume_is_refused_once_the_task_has_ended(store: InMemoryTaskStore) -> None:
+    running = store.resume(QUEUED.task_id, NOW + 1, 60, execution_arn=EXECUTION)
+    store.finish(running, NOW + 2, claimed=True, started_at=NOW + 1, result_json="1", steps_done=1)
+
+    with pytest.raises(TransitionRefused) as refused:
+        store.resume(QUEUED.task_id, NOW + 3, 60, execution_arn=EXECUTION)
+    assert refused.value.current is not None
+    assert refused.value.current.status is TaskStatus.SUCCEEDED
+
+
+def test_begin_step_records_the_step_for_the_invocation_that_resumed_the_task(store: InMemoryTaskStore) -> None:
+    running = store.resume(QUEUED.task_id, NOW + 1, 60, execution_arn=EXECUTION)
+
+    stepping = store.begin_step(running, NOW + 2, 50, name="epochs from 1", steps_done=0, step_attempts=1)
+    # A newer invocation took the task over: the older one's step start is refused.
+    newer = store.resume(QUEUED.task_id, NOW + 3, 60, execution_arn=EXECUTION)
+    with pytest.raises(TransitionRefused):
+        store.begin_step(stepping, NOW + 4, 50, name="epochs from 9", steps_done=1, step_attempts=1)
+
+    assert (stepping.current_step, stepping.steps_done, stepping.step_attempts) == ("epochs from 1", 0, 1)
+    assert stepping.lease_until == NOW + 52
+    done = store.finish(newer, NOW + 5, claimed=True, started_at=NOW + 1, result_json="1", steps_done=2)
+    assert (done.steps_done, done.current_step) == (2, None)
+
+
+def test_begin_step_is_refused_after_a_cancel(store: InMemoryTaskStore) -> None:
+    running = store.resume(QUEUED.task_id, NOW + 1, 60, execution_arn=EXECUTION)
+    store.cancel(QUEUED.task_id, NOW + 2)
+
+    with pytest.raises(TransitionRefused) as refused:
+        store.begin_step(running, NOW + 3, 50, name="second", steps_done=1, step_attempts=1)
+    assert refused.value.current is not None
+    assert refused.value.current.status is TaskStatus.CANCELLED
+
+
+def test_give_up_ends_a_durable_task_once_its_last_invocation_lease_lapsed(store: InMemoryTaskStore) -> None:
+    store.resume(QUEUED.task_id, NOW + 1, 60, execution_arn=EXECUTION)
+
+    with pytest.raises(TransitionRefused):
+        store.give_up(QUEUED.task_id, NOW + 30, TaskFailure("DurableExecutionEnded", "x"))
+    failed = store.give_up(QUEUED.task_id, NOW + 62, TaskFailure("DurableExecutionEnded", "x"))
+
+    assert failed.status is TaskStatus.FAILED
 
 
 def test_withdraw_removes_only_a_queued_record(store: InMemoryTaskStore) -> None:

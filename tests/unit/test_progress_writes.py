@@ -6,8 +6,9 @@ from __future__ import annotations
 import msgspec
 
 from core.adapters.memory_store import InMemoryTaskStore
+from core.domain.progress import ON_SCHEDULE_PROGRESS_INTERVAL_SECONDS
 from core.domain.records import TaskRecord, TaskStatus
-from core.services.runner import ON_SCHEDULE_PROGRESS_INTERVAL_SECONDS, TaskRun
+from core.services.runner import TaskRun
 from tests.support.records import queued_multiply
 
 STARTED = 1_795_831_200.0
@@ -27,7 +28,7 @@ def _run(store: CountingStore, clock: list[float], expected_seconds: float | Non
     record = queued_multiply(STARTED, input_json="{}", owner="someone", expected_seconds=expected_seconds)
     store.create(record, STARTED)
     run = TaskRun(store, record, lambda: clock[0], lease_seconds=60)
-    run.expected_seconds = expected_seconds
+    run.pacer.expected_seconds = expected_seconds
     return run
 
 

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from core.errors import InvalidInput, TaskNotFound
-from core.registry import FiniteNumber, TaskDefinition, TaskInput, get_task, task, tasks
+from core.registry import FiniteNumber, Progress, Steps, TaskDefinition, TaskInput, get_task, task, tasks
 from core.services.runner import encode_result
 from tasks.multiply import MultiplyInput, slow_multiply
 
@@ -141,6 +141,33 @@ def test_task_decorator_refuses_a_name_unfit_for_a_url() -> None:
         @task("Not/A/Path")
         def bad(inputs: Empty, progress: object) -> None:
             return None
+
+
+class NoInput(TaskInput):
+    pass
+
+
+def test_a_durable_task_takes_steps_as_its_third_parameter_and_a_plain_one_does_not() -> None:
+    with pytest.raises(TypeError, match=r"\(inputs, progress, steps\)"):
+
+        @task("durable-without-steps", durable=True)
+        def without_steps(inputs: NoInput, progress: Progress) -> None:
+            return None
+
+    with pytest.raises(TypeError, match=r"\(inputs, progress\)"):
+
+        @task("plain-with-steps")
+        def with_steps(inputs: NoInput, progress: Progress, steps: Steps) -> None:
+            return None
+
+    with pytest.raises(ValueError, match="no exclusive or max_seconds"):
+
+        @task("durable-with-a-limit", durable=True, max_seconds=10)
+        def limited(inputs: NoInput, progress: Progress, steps: Steps) -> None:
+            return None
+
+    assert get_task("train").durable
+    assert not get_task("multiply").durable
 
 
 def test_loading_the_registry_imports_no_heavy_dependency() -> None:

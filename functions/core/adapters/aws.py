@@ -15,6 +15,7 @@ import botocore.session
 from botocore.config import Config
 
 from core.adapters.dynamodb_store import DynamoTaskStore
+from core.adapters.executions import LambdaDurableExecutions
 from core.adapters.payloads import S3PayloadStore
 from core.adapters.publishers import EventBridgePublisher, SqsDeliveryQueue, SqsRetryQueue
 from core.adapters.queue import SqsTaskQueue
@@ -31,6 +32,7 @@ from core.settings import (
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
@@ -101,6 +103,11 @@ def s3_client() -> S3Client:
 
 
 @lru_cache(maxsize=1)
+def lambda_client() -> LambdaClient:
+    return session().client("lambda", config=_CONFIG)
+
+
+@lru_cache(maxsize=1)
 def secretsmanager_client() -> SecretsManagerClient:
     return session().client("secretsmanager", config=_CONFIG)
 
@@ -124,6 +131,18 @@ def task_queue() -> SqsTaskQueue:
 def deferral_queue() -> SqsTaskQueue:
     """The task queue as the worker sees it: where a batch's messages that cannot run in time go back."""
     return SqsTaskQueue(worker_settings().queue_url, sqs_client())
+
+
+@lru_cache(maxsize=1)
+def durable_executions() -> LambdaDurableExecutions:
+    """Durable tasks' executions, as the worker starts them on the runner's alias."""
+    return LambdaDurableExecutions(worker_settings().durable_runner_arn, lambda_client)
+
+
+@lru_cache(maxsize=1)
+def execution_control() -> LambdaDurableExecutions:
+    """Durable tasks' executions, as the result function stops and reads them (by execution ARN: no function named)."""
+    return LambdaDurableExecutions("", lambda_client)
 
 
 def _secret(arn: str) -> bytes:

@@ -68,8 +68,16 @@ def to_item(record: TaskRecord) -> dict[str, Any]:
         "result": record.result_json,
         "result_ref": record.result_ref,
         "webhook_url": record.webhook_url,
+        "execution_arn": record.execution_arn,
+        "current_step": record.current_step,
     }
     item.update({key: _s(value) for key, value in optional_texts.items() if value is not None})
+    if record.durable:
+        item["durable"] = {"BOOL": True}
+    if record.steps_done:
+        item["steps_done"] = _n(record.steps_done)
+    if record.step_attempts:
+        item["step_attempts"] = _n(record.step_attempts)
     if record.result_bytes is not None:
         item["result_bytes"] = _n(record.result_bytes)
     if record.error is not None:
@@ -131,6 +139,11 @@ def from_item(item: dict[str, Any]) -> TaskRecord:
         result_ref=text("result_ref"),
         result_bytes=int(item["result_bytes"]["N"]) if "result_bytes" in item else None,
         webhook_url=text("webhook_url"),
+        durable=item.get("durable", {}).get("BOOL", False),
+        execution_arn=text("execution_arn"),
+        steps_done=int(item["steps_done"]["N"]) if "steps_done" in item else 0,
+        current_step=text("current_step"),
+        step_attempts=int(item["step_attempts"]["N"]) if "step_attempts" in item else 0,
     )
 
 
@@ -254,6 +267,38 @@ class DynamoTaskStore:
             },
         )
 
+    def resume(self, task_id: str, now: float, lease_seconds: float, *, execution_arn: str) -> TaskRecord:
+        return self._update(
+            task_id,
+            Write.RESUME,
+            f"SET {_STATUS} = :running, execution_arn = :execution, started_at = if_not_exists(started_at, :now), "
+            "attempts = if_not_exists(attempts, :zero) + :one, lease_until = :lease",
+            {
+                ":running": _s(TaskStatus.RUNNING),
+                ":queued": _s(TaskStatus.QUEUED),
+                ":execution": _s(execution_arn),
+                ":now": _n(now),
+                ":zero": _n(0),
+                ":one": _n(1),
+                ":lease": _n(now + lease_seconds),
+            },
+        )
+
+    def begin_step(
+        self, expected: TaskRecord, now: float, lease_seconds: float, *, name: str, steps_done: int, step_attempts: int
+    ) -> TaskRecord:
+        return self._update_unchanged(
+            expected,
+            Write.BEGIN_STEP,
+            "SET current_step = :step, steps_done = :done, step_attempts = :attempts, lease_until = :lease",
+            {
+                ":step": _s(name),
+                ":done": _n(steps_done),
+                ":attempts": _n(step_attempts),
+                ":lease": _n(now + lease_seconds),
+            },
+        )
+
     def _update_unchanged(
         self, expected: TaskRecord, write: Write, update: str, values: dict[str, Any], names: dict[str, str] = _NAMES
     ) -> TaskRecord:
@@ -296,6 +341,7 @@ class DynamoTaskStore:
         error: TaskFailure | None = None,
         result_ref: str | None = None,
         result_bytes: int | None = None,
+        steps_done: int | None = None,
     ) -> TaskRecord:
         values: dict[str, Any] = {":now": _n(now), ":started": _n(started_at)}
         assignments = [f"{_STATUS} = :outcome", "finished_at = :now", "started_at = :started"]
@@ -321,7 +367,12 @@ class DynamoTaskStore:
             failure, failure_values = _failure_assignments(error)
             assignments.append(failure)
             values.update(failure_values | {":outcome": _s(TaskStatus.FAILED)})
-        update = "SET " + ", ".join(assignments) + " REMOVE lease_until"
+        removed = ["lease_until"]
+        if steps_done is not None:
+            assignments.append("steps_done = :steps_done")
+            values[":steps_done"] = _n(steps_done)
+            removed.append("current_step")
+        update = "SET " + ", ".join(assignments) + " REMOVE " + ", ".join(removed)
         return self._update_unchanged(expected, Write.FINISH, update, values, names)
 
     def list_owned(

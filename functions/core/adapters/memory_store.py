@@ -115,6 +115,7 @@ class InMemoryTaskStore:
         error: TaskFailure | None = None,
         result_ref: str | None = None,
         result_bytes: int | None = None,
+        steps_done: int | None = None,
     ) -> TaskRecord:
         def change(record: TaskRecord) -> TaskRecord:
             finished = msgspec.structs.replace(
@@ -125,6 +126,8 @@ class InMemoryTaskStore:
                 lease_until=None,
                 attempts=record.attempts if claimed else expected.attempts + 1,
             )
+            if steps_done is not None:
+                finished = msgspec.structs.replace(finished, steps_done=steps_done, current_step=None)
             if error is None and result_ref is not None:
                 return msgspec.structs.replace(finished, progress=1.0, result_ref=result_ref, result_bytes=result_bytes)
             if error is None:
@@ -140,6 +143,37 @@ class InMemoryTaskStore:
             Guard(now),
             lambda record: msgspec.structs.replace(
                 record, status=TaskStatus.FAILED, finished_at=now, lease_until=None, error=error
+            ),
+        )
+
+    def resume(self, task_id: str, now: float, lease_seconds: float, *, execution_arn: str) -> TaskRecord:
+        return self._changed(
+            task_id,
+            Write.RESUME,
+            Guard(now),
+            lambda record: msgspec.structs.replace(
+                record,
+                status=TaskStatus.RUNNING,
+                execution_arn=execution_arn,
+                started_at=record.started_at if record.started_at is not None else now,
+                attempts=record.attempts + 1,
+                lease_until=now + lease_seconds,
+            ),
+        )
+
+    def begin_step(
+        self, expected: TaskRecord, now: float, lease_seconds: float, *, name: str, steps_done: int, step_attempts: int
+    ) -> TaskRecord:
+        return self._changed(
+            expected.task_id,
+            Write.BEGIN_STEP,
+            Guard(now, expected),
+            lambda record: msgspec.structs.replace(
+                record,
+                current_step=name,
+                steps_done=steps_done,
+                step_attempts=step_attempts,
+                lease_until=now + lease_seconds,
             ),
         )
 

@@ -19,6 +19,7 @@ class Disposition(StrEnum):
     CANCELLED = "cancelled"  # the task was cancelled before or while this delivery ran it
     ALREADY_FINISHED = "already_finished"  # a duplicate or late delivery of a task that had finished
     GONE = "gone"  # no record: expired, or withdrawn at submit
+    STARTED = "started"  # a durable task's execution was started (or found started): the durable runner runs it
 
     @classmethod
     def of(cls, status: TaskStatus) -> Disposition:

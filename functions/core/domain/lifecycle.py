@@ -31,6 +31,8 @@ class Write(StrEnum):
     FINISH = "finish"
     CANCEL = "cancel"
     GIVE_UP = "give_up"
+    RESUME = "resume"
+    BEGIN_STEP = "begin_step"
 
 
 class Guard(msgspec.Struct, frozen=True):
@@ -74,6 +76,11 @@ def _unchanged(current: TaskRecord | None, guard: Guard) -> bool:
 
 def _cancellable(current: TaskRecord | None, guard: Guard) -> bool:
     return current is not None and _live(current, guard) and current.status in (QUEUED, RUNNING)
+
+
+def _pending(current: TaskRecord | None, guard: Guard) -> bool:
+    """Live and not ended: a durable task's runner may (go on) run it."""
+    return _cancellable(current, guard)
 
 
 _LIVE = "attribute_exists(task_id) AND expires_at > :now"
@@ -130,7 +137,7 @@ TRANSITIONS: dict[Write, Transition] = {
             Write.REPORT_PROGRESS,
             (RUNNING,),
             (RUNNING,),
-            "worker holding the claim",
+            "worker holding the claim, durable runner",
             _UNCHANGED,
             _unchanged,
             "progress, at most once a second; refused when the task was cancelled or taken over, which stops the run",
@@ -159,7 +166,7 @@ TRANSITIONS: dict[Write, Transition] = {
             Write.FINISH,
             (QUEUED, RUNNING),
             (SUCCEEDED, FAILED),
-            "worker",
+            "worker, durable runner",
             _UNCHANGED,
             _unchanged,
             "the outcome of the run that read (or claimed) the record as it stands: never over a cancel or a newer "
@@ -183,8 +190,31 @@ TRANSITIONS: dict[Write, Transition] = {
             _claimable,
             "the task's message reached the dead-letter queue without a finished attempt (throttled or deferred on "
             "every delivery, or its last attempt's worker stopped: the failure view() shows is then written, so that "
-            "the task's end is a write and its completion event follows); not while a live claim holds the task: "
-            "that run records its own outcome",
+            "the task's end is a write and its completion event follows), or a durable task's execution ended "
+            "(failed, timed out, stopped) without finishing it; not while a live claim holds the task: that run "
+            "records its own outcome",
+        ),
+        Transition(
+            Write.RESUME,
+            (QUEUED, RUNNING),
+            (RUNNING,),
+            "durable runner",
+            f"{_LIVE} AND #status IN (:queued, :running)",
+            _pending,
+            "each invocation of a durable task's execution, before it replays or runs a step: records the execution, "
+            "counts the invocation as an attempt, and holds a lease for the invocation's time; refused once the task "
+            "was cancelled or has ended, which ends the execution",
+        ),
+        Transition(
+            Write.BEGIN_STEP,
+            (RUNNING,),
+            (RUNNING,),
+            "durable runner",
+            _UNCHANGED,
+            _unchanged,
+            "a durable task's step starts (not a replayed one): its name, the steps done and how often this step was "
+            "started (a step interrupted MaxReceiveCount times fails the task); refused after a cancel, so that no "
+            "step starts after it",
         ),
     )
 }

@@ -75,6 +75,15 @@ class TaskRecord(msgspec.Struct, frozen=True):
     result_bytes: int | None = None
     # Where the outcome is POSTed when the task ends (the Webhook-URL header at submit; core.services.webhooks): never an input.
     webhook_url: str | None = None
+    # A durable task (core.services.durable): run step by step by the durable runner, across invocations.
+    durable: bool = False
+    # Its durable execution, once the runner has started it (recorded by the runner's first write).
+    execution_arn: str | None = None
+    # Steps completed before the current one, and the current one's name and how many times it has been started
+    # (more than once: an invocation crashed, ran out of memory or time during it).
+    steps_done: int = 0
+    current_step: str | None = None
+    step_attempts: int = 0
 
     def is_expired(self, now: float) -> bool:
         # DynamoDB deletes expired items up to a few days late: a record past its expiry is gone already.
@@ -96,6 +105,10 @@ class TaskRecord(msgspec.Struct, frozen=True):
             body["progress"] = self.progress if self.progress is not None else 0.0
         if self.attempts:
             body["attempts"] = self.attempts
+        if self.durable:
+            body["steps_done"] = self.steps_done
+            if not self.status.is_terminal and self.current_step is not None:
+                body["current_step"] = self.current_step
         if self.status is TaskStatus.SUCCEEDED and self.result_json is not None:
             body["result"] = json.loads(self.result_json)
         if self.status is TaskStatus.SUCCEEDED and self.result_ref is not None and result_url is not None:

@@ -60,12 +60,23 @@ class TaskStore(Protocol):
         error: TaskFailure | None = None,
         result_ref: str | None = None,
         result_bytes: int | None = None,
+        steps_done: int | None = None,
     ) -> TaskRecord:
         """-> succeeded (with result_json, or the payload bucket's result_ref and the result's size) or failed (with
-        error). An unclaimed run counts its attempt here."""
+        error). An unclaimed run counts its attempt here. A durable task's run gives the steps it completed."""
 
     def give_up(self, task_id: str, now: float, error: TaskFailure) -> TaskRecord:
         """queued, or running under a lapsed lease -> failed with `error`."""
+
+    def resume(self, task_id: str, now: float, lease_seconds: float, *, execution_arn: str) -> TaskRecord:
+        """A durable task's invocation begins: queued | running -> running, its execution recorded, one more attempt
+        counted, started_at set by the first, a lease until now + lease_seconds."""
+
+    def begin_step(
+        self, expected: TaskRecord, now: float, lease_seconds: float, *, name: str, steps_done: int, step_attempts: int
+    ) -> TaskRecord:
+        """A durable task's step starts: its name, the steps done before it, how often it has been started, and the
+        invocation's lease renewed until now + lease_seconds."""
 
     def list_owned(
         self, owner: str, *, task: str | None, after: ListPosition | None, limit: int, now: float

@@ -65,6 +65,12 @@ def _status_schema(result_schema: dict[str, Any]) -> dict[str, Any]:
                 "description": "While pending: seconds to wait before polling again, to a tenth (Retry-After rounds up)",
             },
             "attempts": {"type": "integer", "minimum": 0},
+            "steps_done": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "A durable task's steps completed (its checkpoints)",
+            },
+            "current_step": {"type": "string", "description": "The step a running durable task is on"},
             "created_at": {"type": "string", "format": "date-time"},
             "started_at": {"type": ["string", "null"], "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"},

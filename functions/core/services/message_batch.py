@@ -99,6 +99,7 @@ def run_batch(
     *,
     deferrals: Deferrals | None = None,
     visibility: MessageVisibility | None = None,
+    parse: Callable[[str], TaskMessage] = TaskMessage.from_body,
 ) -> PartialBatchResponse:
     """Handle each record in turn (with `deferrals`, while the invocation has time for its task; the rest are queued
     again). A failure of one message sends that message back, never the batch: a batch whose every message failed
@@ -110,7 +111,7 @@ def run_batch(
     for record in records:
         message_id = str(record["messageId"])
         try:
-            message = TaskMessage.from_body(record["body"])
+            message = parse(record["body"])
         except MalformedRequest:
             logger.exception("unreadable task message; SQS will deliver it again", message_id=message_id)
             failures.append(message_id)

@@ -21,12 +21,13 @@ import msgspec
 from botocore.exceptions import BotoCoreError
 
 from core.adapters.aws_errors import is_aws_unavailable
+from core.adapters.executions import DurableExecutions
 from core.adapters.payloads import INLINE_RESULT_MAX_BYTES, MAX_RESULT_BYTES, PayloadStore, result_key
 from core.adapters.queue import TaskMessage
 from core.domain import json_text
 from core.domain.deliveries import Disposition, Outcome, TaskBusy
 from core.domain.lifecycle import view
-from core.domain.polling import MIN_PROGRESS_FOR_RATE
+from core.domain.progress import ProgressPacer, clamped
 from core.domain.records import TaskFailure, TaskRecord, TaskStatus
 from core.domain.store import TaskStore, TransitionRefused
 from core.errors import ApiError, InvalidInput, RetryableTaskError, RunCancelled, RunTakenOver, ServiceUnavailable
@@ -35,14 +36,6 @@ from core.services.scheduler import Scheduled, scheduler
 
 logger = logging.getLogger(__name__)
 
-PROGRESS_INTERVAL_SECONDS = 1.0
-# A task that declares its expected_seconds and runs on schedule writes its progress at most this often: between
-# writes, readers are told its end from the declaration (core.domain.polling) as well as from the progress, and each write
-# costs as much as the task's creation. It is also how long such a task may run on after a cancel.
-ON_SCHEDULE_PROGRESS_INTERVAL_SECONDS = 30.0
-# On schedule: the end the progress points to is within this fraction of the run (or a second) of the end readers
-# are being told.
-SCHEDULE_TOLERANCE = 0.1
 # A run this long is claimed (shown running, with a lease); a quicker one is recorded only when it ends.
 CLAIM_AFTER_SECONDS = 1.0
 
@@ -93,6 +86,25 @@ def decode_input(data: bytes, task: str) -> dict[str, Any]:
     return value
 
 
+def inputs_of(record: TaskRecord, payloads: PayloadStore) -> Any:
+    """The task's input as it was accepted: in its record, or in the payload bucket (large, or uploaded)."""
+    if record.input_ref is None:
+        return json.loads(record.input_json or "null")
+    data = payloads.get(record.input_ref)
+    if data is None:
+        raise InputGone(f"the task's input ({record.input_ref}) is no longer in the payload bucket")
+    return decode_input(data, record.task)
+
+
+def stored_result(task_id: str, result: bytes, payloads: PayloadStore) -> dict[str, Any]:
+    """The finish write's result: inline when small, else in the payload bucket (claim check)."""
+    if len(result) <= INLINE_RESULT_MAX_BYTES:
+        return {"result_json": result.decode()}
+    key = result_key(task_id)
+    payloads.put(key, result)
+    return {"result_ref": key, "result_bytes": len(result)}
+
+
 class InputGone(Exception):
     """The task's input is no longer in the payload bucket (deleted by hand; the bucket keeps it the task's
     retention)."""
@@ -121,17 +133,12 @@ class TaskRun:
         self._lease_seconds = lease_seconds
         # When the run began: started_at on the record, whenever the claim that records it is made.
         self.started_at = clock()
-        self._last_progress = self.started_at
+        self.pacer = ProgressPacer(self.started_at)
         self._lock = threading.Lock()
         self._claimed: TaskRecord | None = None
         self._refused: TransitionRefused | None = None
         self._done = False
         self._scheduled: Scheduled | None = None
-        # The task's declared run time (its definition's), once known: progress on schedule need not be written.
-        self.expected_seconds: float | None = None
-        # The run time readers are told (core.domain.polling): the declared one, then the one the last written progress gives.
-        self._told_seconds: float | None = None
-        self._last_written = self.started_at
 
     @property
     def task_id(self) -> str:
@@ -193,39 +200,22 @@ class TaskRun:
         return RunTakenOver(self.task_id)
 
     def progress(self, fraction: float) -> None:
-        """The task's Progress callback: written at most once per interval; stops a cancelled task."""
+        """The task's Progress callback: written as core.domain.progress paces it; stops a cancelled task."""
         now = self._clock()
-        if now - self._last_progress < PROGRESS_INTERVAL_SECONDS:
+        if not self.pacer.due(now):
             return
-        self._last_progress = now
         claimed = self.claim()
-        fraction = min(max(float(fraction), 0.0), 1.0)
-        if not self._worth_writing(fraction, now):
+        fraction = clamped(fraction)
+        if not self.pacer.worth_writing(fraction, now):
             return
         try:
             self._store.report_progress(claimed, fraction, now)
-            self._last_written = now
-            if fraction >= MIN_PROGRESS_FOR_RATE:  # what readers then work the end out from (core.domain.polling)
-                self._told_seconds = (now - self.started_at) / fraction
+            self.pacer.written(fraction, now)
         except TransitionRefused as refused:
             raise self._stop_for(refused) from refused
         except ServiceUnavailable as error:
             # A progress report is advisory: a throttled write must not cost the task its run.
             logger.warning("progress not recorded", extra={"task_id": self.task_id, "error": str(error)})
-
-    def _worth_writing(self, fraction: float, now: float) -> bool:
-        """Whether a progress report tells readers something: always for a task that declares no run time; for one
-        that does, only once its progress points to an end off the one readers are told (their Retry-After would be
-        wrong), or when ON_SCHEDULE_PROGRESS_INTERVAL_SECONDS have passed since the last write."""
-        if not self.expected_seconds or self.expected_seconds <= 0:
-            return True
-        if now - self._last_written >= ON_SCHEDULE_PROGRESS_INTERVAL_SECONDS:
-            return True
-        if fraction < MIN_PROGRESS_FOR_RATE:
-            return False  # no rate yet that readers would believe: the declaration is all they go by
-        told = self._told_seconds or self.expected_seconds
-        pointed = (now - self.started_at) / fraction
-        return abs(pointed - told) > max(PROGRESS_INTERVAL_SECONDS, SCHEDULE_TOLERANCE * told)
 
     def _settle(self) -> tuple[TaskRecord, bool]:
         """Stop claiming; the record the outcome's condition expects, and whether this run claimed it."""
@@ -273,9 +263,12 @@ class TaskRunner:
         lease_seconds: float,
         clock: Callable[[], float] = time.time,
         on_finished: Callable[[TaskRecord], None] = lambda record: None,
+        executions: DurableExecutions | None = None,
     ) -> None:
         self._store = store
         self._payloads = payloads
+        # Where durable tasks' executions start (core.adapters.executions): such a task is run by the durable runner.
+        self._executions = executions
         self._max_receive_count = max_receive_count
         self._lease_seconds = lease_seconds
         self._clock = clock
@@ -292,6 +285,8 @@ class TaskRunner:
         if current.status.is_terminal:
             logger.info("duplicate delivery of a finished task", extra={"task_id": message.task_id})
             return Outcome(message.task_id, message.task, Disposition.ALREADY_FINISHED, current)
+        if current.durable:
+            return self._start_durable(current)
         last_attempt = receive_count >= self._max_receive_count
         if current.status is TaskStatus.RUNNING and (current.lease_until or 0) >= now:
             if last_attempt and not current.last_attempt:
@@ -306,6 +301,16 @@ class TaskRunner:
                 # _run records every failure of the task's own; what reaches here is transient or our infrastructure's.
                 return self._retry_or_give_up(run, error, receive_count)
 
+    def _start_durable(self, current: TaskRecord) -> Outcome:
+        """A durable task runs in the durable runner, for as long as it takes: start its execution (a redelivery
+        finds the one started before: the execution's name is the task's id) and be done with the message. The
+        runner records the task running, its steps and its outcome."""
+        if self._executions is None:
+            raise RuntimeError("TaskRunner needs durable executions to run a durable task")
+        execution_arn = self._executions.start(current.task_id, current.task)
+        logger.info("durable execution started", extra={"task_id": current.task_id, "execution_arn": execution_arn})
+        return Outcome(current.task_id, current.task, Disposition.STARTED, current)
+
     def _mark_last_attempt(self, running: TaskRecord) -> None:
         """The last delivery found another worker's live claim: no delivery follows this one, so should that worker
         be stopped too, its claim must read as the last attempt."""
@@ -316,37 +321,21 @@ class TaskRunner:
         except ServiceUnavailable as error:
             logger.warning("could not mark the last attempt", extra={"task_id": running.task_id, "error": str(error)})
 
-    def _inputs_of(self, record: TaskRecord) -> Any:
-        if record.input_ref is None:
-            return json.loads(record.input_json or "null")
-        data = self._payloads.get(record.input_ref)
-        if data is None:
-            raise InputGone(f"the task's input ({record.input_ref}) is no longer in the payload bucket")
-        return decode_input(data, record.task)
-
-    def _stored(self, record: TaskRecord, result: bytes) -> dict[str, Any]:
-        """The finish write's result: inline when small, else in the payload bucket (claim check)."""
-        if len(result) <= INLINE_RESULT_MAX_BYTES:
-            return {"result_json": result.decode()}
-        key = result_key(record.task_id)
-        self._payloads.put(key, result)
-        return {"result_ref": key, "result_bytes": len(result)}
-
     def _run(self, run: TaskRun) -> Outcome:
         record = run.observed
         failure: TaskFailure | None = None
         stored: dict[str, Any] = {}
         try:
             definition = get_task(record.task)
-            run.expected_seconds = definition.expected_seconds
+            run.pacer.expected_seconds = definition.expected_seconds
             if run.last_attempt or definition.exclusive:
                 # A worker stopped on this attempt (timed out, out of memory) would leave no outcome and no
                 # delivery to follow: the claim, marked last, lets readers see the task failed once its lease ends.
                 # An exclusive task is claimed before every run: a second delivery then finds it held and waits.
                 run.claim()
-            inputs = definition.validate(self._inputs_of(record))
+            inputs = definition.validate(inputs_of(record, self._payloads))
             result = encode_result(definition.function(inputs, run.progress))
-            stored = self._stored(record, result)
+            stored = stored_result(record.task_id, result, self._payloads)
         except RunCancelled:
             logger.info("task cancelled while running", extra={"task_id": record.task_id})
             return Outcome(record.task_id, record.task, Disposition.CANCELLED, record)

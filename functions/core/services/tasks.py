@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from core.adapters.executions import ENDED_STATUSES, DurableExecutions
 from core.adapters.payloads import (
     INLINE_INPUT_MAX_BYTES,
     MAX_UPLOAD_BYTES,
@@ -37,7 +38,16 @@ from core.domain.listing import (
 )
 from core.domain.records import TaskRecord, TaskStatus
 from core.domain.store import TaskStore, TransitionRefused
-from core.errors import Conflict, InvalidInput, MalformedRequest, QueueUnavailable, StoreUnavailable, TaskNotFound
+from core.errors import (
+    Conflict,
+    InvalidInput,
+    MalformedRequest,
+    QueueUnavailable,
+    ServiceUnavailable,
+    StoreUnavailable,
+    TaskNotFound,
+)
+from core.services.dead_letters import execution_ended
 from core.services.webhooks import UrlPolicy, check_url
 
 # The registry (and the task modules under it) is imported by submit only: GET and DELETE read the record, so the
@@ -92,6 +102,10 @@ def idempotent_task_id(secret: bytes, task: str, owner: str, idempotency_key: st
     return str(uuid.UUID(bytes=bytes(digest[:16])))
 
 
+# How long past a durable task's last lease its runner may be silent before GET asks Lambda how its execution is: longer
+# than any pause between invocations (the SDK's retry delays are at most 5 minutes).
+QUIET_DURABLE_SECONDS = 600
+
 # Reads of the store one page makes at most, whatever its filters find (each read is bounded too: core.adapters.dynamodb_store).
 MAX_LIST_READS = 4
 
@@ -111,6 +125,7 @@ class TaskService:
         id_secret: Callable[[], bytes] = _no_secret,
         clock: Callable[[], float] = time.time,
         webhook_url_policy: UrlPolicy = UrlPolicy.PUBLIC,
+        executions: DurableExecutions | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -121,6 +136,8 @@ class TaskService:
         self._id_secret = id_secret
         self._clock = clock
         self._webhook_url_policy = webhook_url_policy
+        # A cancelled durable task's execution is stopped (core.adapters.executions).
+        self._executions = executions
 
     def create_upload(self, owner: str) -> Upload:
         """A form for uploading an input straight to the payload bucket, for `owner` alone to submit."""
@@ -190,6 +207,7 @@ class TaskService:
             expected_seconds=definition.expected_seconds,
             input_ref=input_ref,
             webhook_url=webhook_url,
+            durable=definition.durable,
         )
         try:
             self._store.create(record, now)
@@ -265,7 +283,31 @@ class TaskService:
         record = view(self._store.get(task_id), self._clock())
         if record is None or record.task != task_name or record.owner != owner:
             raise TaskNotFound(f"no {task_name} task with id {task_id}")
-        return record
+        return self._durable_view(record)
+
+    def _durable_view(self, record: TaskRecord) -> TaskRecord:
+        """A durable task whose runner has been silent for QUIET_DURABLE_SECONDS past its last invocation's lease: its
+        execution may have ended (its end's event, which fails the task, has not been handled yet); Lambda is asked,
+        and an execution that ended reads as the failure the dead-letter consumer will write. Between invocations
+        (a retry's delay, a suspension) the lease lapses for seconds to minutes, never that long."""
+        now = self._clock()
+        if (
+            self._executions is None
+            or record.status is not TaskStatus.RUNNING
+            or record.execution_arn is None
+            or record.lease_until is None
+            or now - record.lease_until < QUIET_DURABLE_SECONDS
+        ):
+            return record
+        try:
+            status = self._executions.status(record.execution_arn)
+        except ServiceUnavailable:
+            return record  # asked again at the next GET
+        if status not in ENDED_STATUSES or status == "SUCCEEDED":
+            return record
+        return msgspec.structs.replace(
+            record, status=TaskStatus.FAILED, finished_at=record.lease_until, error=execution_ended(status)
+        )
 
     def cancel(self, task_name: str, task_id: str, *, owner: str) -> TaskRecord:
         """A queued or running task becomes cancelled; the worker skips or stops it."""
@@ -273,12 +315,28 @@ class TaskService:
         if record.status.is_terminal:
             return self._cancelled_already_or_conflict(record)
         try:
-            return self._store.cancel(record.task_id, self._clock())
+            cancelled = self._store.cancel(record.task_id, self._clock())
         except TransitionRefused as refused:
             current = view(refused.current, self._clock())
             if current is None:
                 raise TaskNotFound(f"no {task_name} task with id {record.task_id}") from refused
             return self._cancelled_already_or_conflict(current)
+        if cancelled.execution_arn is not None:
+            self._stop_execution(cancelled)
+        return cancelled
+
+    def _stop_execution(self, cancelled: TaskRecord) -> None:
+        """Stop a cancelled durable task's execution. Should Lambda not answer, the task is cancelled all the same:
+        the runner's next write (a step's start, a progress report) is refused, and the execution ends there."""
+        if self._executions is None:
+            raise RuntimeError("TaskService needs durable executions to cancel a durable task")
+        try:
+            self._executions.stop(str(cancelled.execution_arn))
+        except ServiceUnavailable as error:
+            logger.warning(
+                "could not stop the durable execution; its runner stops at its next write",
+                extra={"task_id": cancelled.task_id, "error": str(error)},
+            )
 
     @staticmethod
     def _cancelled_already_or_conflict(record: TaskRecord) -> TaskRecord:
