@@ -176,16 +176,26 @@ def test_make_run_stops_cleanly_when_its_whole_process_group_gets_a_signal(signu
             process.wait()
 
 
-def test_make_run_says_so_and_exits_when_its_aws_emulator_dies() -> None:
+@pytest.mark.parametrize(
+    ("printed", "named"),
+    [
+        pytest.param(r"AWS services at \S+ \(the emulator's pid (\d+)\)", "the AWS emulator", id="AWS"),
+        # Every durable execution is in it, and its timers: none would ever resume.
+        pytest.param(
+            r"the durable execution emulator's pid (\d+)", "the durable execution emulator", id="durable executions"
+        ),
+    ],
+)
+def test_make_run_says_so_and_exits_when_an_emulator_dies(printed: str, named: str) -> None:
     # GIVEN `python -m devstack`
     process, output = start_devstack("--port", "0", ready="API ready")
     try:
-        emulator = re.search(r"AWS services at \S+ \(the emulator's pid (\d+)\)", output)
+        emulator = re.search(printed, output)
         assert emulator, output
         children = _children(process.pid)
         assert int(emulator.group(1)) in children
 
-        # WHEN the emulator's process dies (the OOM killer, a stray kill): every table, queue and task is gone
+        # WHEN its process dies (the OOM killer, a stray kill): whatever it held is gone
         os.kill(int(emulator.group(1)), signal.SIGKILL)
 
         # THEN the stack says why and exits with an error, rather than serve 503s until someone looks; its
@@ -194,7 +204,7 @@ def test_make_run_says_so_and_exits_when_its_aws_emulator_dies() -> None:
         assert wait_until(lambda: not [pid for pid in children if Path(f"/proc/{pid}").exists()], timeout=10)
         assert process.stdout is not None
         rest = process.stdout.read()
-        assert "the AWS emulator" in rest, rest
+        assert named in rest, rest
         assert "start the stack again" in rest, rest
     finally:
         if process.poll() is None:
@@ -436,10 +446,10 @@ def test_make_run_says_why_and_exits_when_a_task_module_cannot_be_imported() -> 
     assert process.wait(timeout=30) == 1
 
 
-def _function_processes(stack_pid: int, emulator_pid: int) -> list[int]:
-    """The stack's execution environments: its spawned children, but the emulator."""
+def _function_processes(stack_pid: int, emulators: set[int]) -> list[int]:
+    """The stack's execution environments: its spawned children, but the emulators (AWS's, durable executions')."""
     found = []
-    for pid in _children(stack_pid) - {emulator_pid}:
+    for pid in _children(stack_pid) - emulators:
         with contextlib.suppress(FileNotFoundError):
             if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 found.append(pid)
@@ -456,15 +466,17 @@ def test_tasks_all_finish_once_while_environments_are_killed_even_as_they_start(
     try:
         url = re.search(r"API ready at (http://\S+)", output)
         emulator = re.search(r"AWS services at (\S+) \(the emulator's pid (\d+)\)", output)
+        dex = re.search(r"the durable execution emulator's pid (\d+)", output)
         assert url, output
         assert emulator, output
+        assert dex, output
         killing = threading.Event()
         killed: list[int] = []
 
         def kill() -> None:
             # A random worker or API environment every 0.3 s; every other time the newest, often still starting.
             while not killing.wait(0.3):
-                pids = sorted(_function_processes(process.pid, int(emulator.group(2))))
+                pids = sorted(_function_processes(process.pid, {int(emulator.group(2)), int(dex.group(1))}))
                 if pids:
                     victim = pids[-1] if len(killed) % 2 else random.choice(pids)
                     with contextlib.suppress(ProcessLookupError):

@@ -86,15 +86,19 @@ def test_a_durable_task_of_48_seconds_of_steps_succeeds_in_invocations_of_30_sec
 
     # WHEN a durable task of six 8-second steps runs
     task_id = submit(stack, "long", steps=6, seconds=8)
-    outcome = finished(stack, task_id, timeout=120)
+    outcome = finished(stack, task_id, timeout=180)
 
-    # THEN it succeeds, each step having run once: the runner suspended between steps rather than be stopped in one
+    # THEN it succeeds: the runner suspended before a step that would not have fit in what was left of an invocation,
+    # and went on in another
     assert outcome["status"] == "succeeded", outcome
-    assert [len(runs(marks / "long", f"step-{n}")) for n in range(6)] == [1] * 6
-    execution = execution_of(stack, task_id)
-    assert execution["Status"] == "SUCCEEDED"
-    invocations = [event for event in execution["Events"] if event["EventType"] == "InvocationCompleted"]
-    assert len(invocations) >= 2
+    assert len(outcome["result"]) == 6
+    events = [event["EventType"] for event in execution_of(stack, task_id)["Events"]]
+    assert "WaitStarted" in events, events
+    assert events.count("InvocationCompleted") >= 2, events
+    # (Each step ran once, unless the machine was so loaded that a step and its checkpoints outran the runner's margin,
+    # and its invocation was stopped at the Timeout: it then ran again, as on Lambda.)
+    ran = [len(runs(marks / "long", f"step-{n}")) for n in range(6)]
+    assert all(ran), ran
 
 
 def test_a_runner_process_killed_mid_step_resumes_from_its_last_completed_step(stack: LocalStack, marks: Path) -> None:
