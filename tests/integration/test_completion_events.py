@@ -11,12 +11,14 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 
 from core.adapters.aws import task_store
 from core.domain.lifecycle import view
 from core.domain.records import TaskFailure, TaskStatus
 from core.domain.store import TransitionRefused
 from core.services.events import TERMINAL_TRANSITION
+from core.services.webhooks import MAX_HIDE_SECONDS
 from devstack.resources import LocalResources
 from devstack.stream_source import lambda_record, passes
 from notifier.app import lambda_handler as notifier_handler
@@ -238,23 +240,50 @@ def test_the_webhook_url_is_kept_on_the_record_apart_from_the_inputs(driver: Dri
     assert json.loads(stored.input_json or "") == {"x": 2, "y": 3}
 
 
-def test_a_delivery_retried_later_stays_hidden_and_one_given_up_goes_to_the_dead_letter_queue(
-    aws: LocalResources,
-) -> None:
+def test_a_retry_is_a_new_delayed_message_and_one_received_early_is_hidden_again(aws: LocalResources) -> None:
     from core.adapters.publishers import SqsRetryQueue
 
     sqs = boto3.client("sqs")
     queue, dead_letters = aws["WebhookQueue"].ref, aws["WebhookDeadLetterQueue"].ref
-    sqs.send_message(QueueUrl=queue, MessageBody="delivery")
-    (message,) = sqs.receive_message(QueueUrl=queue, VisibilityTimeout=0)["Messages"]
     retries = SqsRetryQueue(queue, dead_letters, sqs)
 
-    retries.retry_later(message["ReceiptHandle"], 60)
+    retries.send_later("next attempt", 900)
+    assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []  # delayed
+    sqs.send_message(QueueUrl=queue, MessageBody="received early")
+    (message,) = sqs.receive_message(QueueUrl=queue, VisibilityTimeout=0)["Messages"]
+    retries.hide(message["ReceiptHandle"], MAX_HIDE_SECONDS)
     retries.dead_letter("given up")
 
-    assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []  # hidden for the next attempt's delay
+    assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []  # hidden until its attempt is due
     (dead,) = sqs.receive_message(QueueUrl=dead_letters)["Messages"]
     assert dead["Body"] == "given up"
+
+
+def test_the_retry_queue_asks_sqs_only_for_what_its_api_allows() -> None:
+    from core.adapters.publishers import SqsRetryQueue
+
+    # GIVEN the client, stubbed: each call must carry exactly these parameters
+    sqs = boto3.client("sqs", region_name="eu-west-1")
+    url = "https://sqs.eu-west-1.amazonaws.com/123456789012/webhooks"
+    stubber = Stubber(sqs)
+    stubber.add_response("send_message", {"MessageId": "m"}, {"QueueUrl": url, "MessageBody": "b", "DelaySeconds": 900})
+    stubber.add_response(
+        "change_message_visibility", {}, {"QueueUrl": url, "ReceiptHandle": "r", "VisibilityTimeout": 39_600}
+    )
+    retries = SqsRetryQueue(url, "https://sqs.eu-west-1.amazonaws.com/123456789012/dead", sqs)
+
+    # WHEN a retry is queued and a message received early is hidden, each as long as SQS allows
+    with stubber:
+        retries.send_later("b", 900)
+        retries.hide("r", MAX_HIDE_SECONDS)
+        stubber.assert_no_pending_responses()
+
+    # THEN longer is refused before any call: DelaySeconds tops at 900, and a hiding stays an hour inside the 12 hours
+    # that SQS allows from the receive (it is made during an invocation that began up to ~20 minutes after)
+    with pytest.raises(ValueError, match="900"):
+        retries.send_later("b", 901)
+    with pytest.raises(ValueError, match="39600"):
+        retries.hide("r", 43_200)
 
 
 def test_notifier_handler_answers_the_sample_event_with_one_event_and_one_delivery(bus: Bus) -> None:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from core.services.events import TERMINAL_TRANSITION
-from core.services.webhooks import MAX_RETRIES, MAX_RETRY_DELAY_SECONDS, RetrySchedule
+from core.services.webhooks import MAX_RETRIES, MAX_RETRY_DELAY_SECONDS, RECEIVE_LAG_SECONDS, RetrySchedule
 from tests.template.test_template import FUNCTIONS, _alarms, _allowed, _statements, as_list
 
 SECONDS_PER_DAY = 86_400
@@ -88,7 +88,10 @@ def test_template_only_the_webhook_function_reads_the_webhook_secret(resources: 
     assert _allowed(resources, "WebhookFunction", "dynamodb:") == {}
     sqs = _allowed(resources, "WebhookFunction", "sqs:")
     assert sqs["sqs:ChangeMessageVisibility"] == [{"Fn::GetAtt": ["WebhookQueue", "Arn"]}]
-    assert sqs["sqs:SendMessage"] == [{"Fn::GetAtt": ["WebhookDeadLetterQueue", "Arn"]}]
+    # Each retry a new message on the webhook queue; a delivery given up, on its dead-letter queue.
+    assert {json.dumps(queue) for queue in sqs["sqs:SendMessage"]} == {
+        json.dumps({"Fn::GetAtt": [name, "Arn"]}) for name in ("WebhookQueue", "WebhookDeadLetterQueue")
+    }
     secret = resources["WebhookSecret"]["Properties"]["GenerateSecretString"]
     # Letters and digits only: the value is base64 as it is, which Standard Webhooks' secrets are.
     assert secret == {"PasswordLength": 64, "ExcludePunctuation": True}
@@ -107,6 +110,11 @@ def test_template_webhook_retry_schedule_spans_a_day_within_sqs_limits(
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["WebhookDeadLetterQueue", "Arn"]}
     timeout = resources["WebhookFunction"]["Properties"]["Timeout"]
     assert queue["VisibilityTimeout"] >= 6 * timeout
+    # A message received early is hidden again during an invocation, which begins within the queue's visibility
+    # timeout of the receive and lasts at most the function's Timeout: the margin kept inside SQS's 12 hours of that
+    # receive covers both (tests/unit/test_webhook_retries.py checks every schedule against that rule).
+    window = _mapping(resources, "WebhookFunction")["MaximumBatchingWindowInSeconds"]
+    assert queue["VisibilityTimeout"] + timeout + window < RECEIVE_LAG_SECONDS
     variables = resources["WebhookFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["WEBHOOK_RETRY_SCHEDULE"] == {"Ref": "WebhookRetrySchedule"}
 

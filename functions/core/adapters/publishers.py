@@ -10,7 +10,7 @@ from core.adapters.aws_errors import AwsError
 from core.errors import QueueUnavailable
 from core.observability import logger
 from core.services.events import TaskEvent
-from core.services.webhooks import delivery_messages
+from core.services.webhooks import MAX_HIDE_SECONDS, MAX_SEND_DELAY_SECONDS, delivery_messages
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -89,7 +89,17 @@ class SqsRetryQueue:
         self._dead_letter_url = dead_letter_url
         self._client = client
 
-    def retry_later(self, receipt_handle: str, seconds: int) -> None:
+    def send_later(self, body: str, delay_seconds: int) -> None:
+        if not 0 <= delay_seconds <= MAX_SEND_DELAY_SECONDS:
+            raise ValueError(f"SQS delays a new message 0 to {MAX_SEND_DELAY_SECONDS} s, not {delay_seconds}")
+        try:
+            self._client.send_message(QueueUrl=self._queue_url, MessageBody=body, DelaySeconds=delay_seconds)
+        except AwsError as error:
+            raise QueueUnavailable("the webhook queue is unavailable") from error
+
+    def hide(self, receipt_handle: str, seconds: int) -> None:
+        if not 0 <= seconds <= MAX_HIDE_SECONDS:
+            raise ValueError(f"a received delivery is hidden 0 to {MAX_HIDE_SECONDS} s at a time, not {seconds}")
         try:
             self._client.change_message_visibility(
                 QueueUrl=self._queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
