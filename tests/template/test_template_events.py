@@ -11,6 +11,8 @@ from core.services.webhooks import MAX_RETRIES, MAX_RETRY_DELAY_SECONDS, RECEIVE
 from tests.template.test_template import FUNCTIONS, _alarms, _allowed, _statements, as_list
 
 SECONDS_PER_DAY = 86_400
+# Messages a standard queue holds in flight (received, not deleted) before ReceiveMessage fails with OverLimit.
+SQS_IN_FLIGHT_LIMIT = 120_000
 
 
 def _role_statements(resources: dict[str, Any], function: str) -> list[dict[str, Any]]:
@@ -138,6 +140,21 @@ def test_template_event_and_webhook_dead_letters_raise_alarms(resources: dict[st
     }
     for queue in ("WebhookDeadLetterQueue", "NotifierDeadLetterQueue"):
         assert json.dumps({"Fn::GetAtt": [queue, "QueueName"]}) in watched, queue
+
+
+def test_template_webhook_deliveries_in_flight_raise_an_alarm_well_before_sqs_refuses_receives(
+    resources: dict[str, Any],
+) -> None:
+    # Deliveries hidden until their retry is due are in flight; a standard queue holds about 120,000 in flight.
+    (alarm,) = (
+        alarm
+        for alarm in _alarms(resources).values()
+        if alarm["MetricName"] == "ApproximateNumberOfMessagesNotVisible"
+        and alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["WebhookQueue", "QueueName"]}}]
+    )
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert (alarm["Statistic"], alarm["ComparisonOperator"]) == ("Maximum", "GreaterThanThreshold")
+    assert 0 < alarm["Threshold"] <= SQS_IN_FLIGHT_LIMIT // 2
 
 
 def test_template_outputs_name_the_bus_and_the_webhook_secret(sam_template: dict[str, Any]) -> None:
