@@ -74,6 +74,8 @@ def test_template_notifier_may_put_events_on_its_bus_and_queue_deliveries_only(r
     variables = resources["NotifierFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["TASK_EVENTS"] == {"Ref": "TaskEvents"}
     assert variables["EVENT_BUS_NAME"] == {"Ref": "TaskEventBus"}
+    # An event refused for good is kept there at once (core.services.events.Notifier), not retried with its batch.
+    assert variables["NOTIFIER_DEAD_LETTER_QUEUE_URL"] == {"Ref": "NotifierDeadLetterQueue"}
 
 
 def test_template_only_the_webhook_function_reads_the_webhook_secret(resources: dict[str, Any]) -> None:
