@@ -795,3 +795,19 @@ def test_template_cors_is_off_unless_origins_are_given(sam_template: dict[str, A
     assert {"authorization", "content-type", "idempotency-key"} <= set(cors["allowHeaders"])
     assert {"location", "retry-after"} <= set(cors["exposeHeaders"])
     assert {"GET", "POST", "DELETE"} <= set(cors["allowMethods"])
+
+
+def test_template_payload_bucket_answers_the_same_origins_scripts_only_when_they_are_given(
+    sam_template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    # GIVEN no origins: S3 answers no cross-origin script
+    assert "CorsConfiguration" not in resources["PayloadBucket"]["Properties"]
+
+    # WHEN a browser app's origins are given
+    parameters = {"AuthType": "JWT", **JWT_PARAMETERS, "CorsAllowOrigins": "https://app.example.com"}
+    bucket = _deploy(sam_template, parameters)["PayloadBucket"]["Properties"]
+
+    # THEN its scripts may POST the presigned upload form and GET result and input links, from those origins alone
+    (rule,) = bucket["CorsConfiguration"]["CorsRules"]
+    assert rule["AllowedOrigins"] == {"Ref": "CorsAllowOrigins"}
+    assert {"POST", "GET"} <= set(rule["AllowedMethods"]) <= {"GET", "HEAD", "POST"}
