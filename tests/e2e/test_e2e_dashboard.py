@@ -8,6 +8,7 @@ the test prints.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import requests
 from playwright.sync_api import BrowserContext, Page, Request, expect, sync_playwright
 
 from devstack import LocalStack
+from lrt import TaskClient
 
 pytestmark = pytest.mark.e2e
 
@@ -146,3 +148,28 @@ def test_dashboard_submits_watches_cancels_and_filters_tasks(
     page.screenshot(path=str(screenshots / "dashboard-390x844.png"), full_page=True)
     with capsys.disabled():
         print(f"\ndashboard screenshots: {screenshots} ({time.monotonic() - started:.1f} s in the browser)")
+
+
+def test_dashboard_shows_an_uploaded_input_by_its_link(
+    stack: LocalStack, base_url: str, browser: BrowserContext
+) -> None:
+    # GIVEN a task whose input was uploaded, so kept in the payload bucket (GET …/input would be a 303 to S3)
+    given = {"seconds": 0.2}
+    upload_id = TaskClient(base_url, timeout=30).upload(json.dumps(given).encode())
+    submitted = requests.post(f"{base_url}/e2e-nap", headers={"Input-Upload": upload_id}, timeout=10)
+    assert submitted.status_code == 202, submitted.text
+    task_id = submitted.json()["task_id"]
+    assert requests.get(f"{base_url}/e2e-nap/{task_id}/input", allow_redirects=False, timeout=10).status_code == 303
+
+    # WHEN its details are opened in the page
+    page = browser.new_page()
+    page.goto(f"{base_url}/dashboard")
+    page.get_by_role("button", name=f"Details of e2e-nap {task_id}").click(timeout=WAIT_MS)
+
+    # THEN the input pane says where the input is, with its size, and links to it; the link gives the input
+    expect(page.locator("#detail-input")).to_contain_text("Kept in the payload bucket", timeout=WAIT_MS)
+    expect(page.locator("#detail-input")).to_contain_text(f"{len(json.dumps(given))} bytes")
+    href = page.locator("#detail-input-link").get_attribute("href")
+    assert href is not None
+    assert json.loads(requests.get(href, timeout=10).content) == given
+    page.close()

@@ -5,9 +5,14 @@
 const base = new URL(".", window.location.href);
 const TOKEN_KEY = "lrt-token";
 const REFRESH_MS = 2000;
+// An input kept in the payload bucket is shown as a link, valid 15 minutes: asked for again after 10.
+const INPUT_LINK_MS = 10 * 60 * 1000;
 
 const $ = (id) => document.getElementById(id);
-const state = { schemas: {}, tasks: {}, items: [], extra: [], cursor: null, timer: null, selected: null, loading: false };
+const state = {
+  schemas: {}, tasks: {}, items: [], extra: [], cursor: null, timer: null, selected: null, loading: false,
+  inputs: {},
+};
 
 // ---- the token: from the URL's fragment (never sent to a server) or pasted; kept in sessionStorage at most
 
@@ -270,7 +275,7 @@ function row(item) {
 async function showDetail(task, id, focus) {
   state.selected = { task, id };
   const path = `${encodeURIComponent(task)}/${id}`;
-  const [shown, given] = await Promise.all([api("GET", path), api("GET", `${path}/input`)]);
+  const [shown, given] = await Promise.all([api("GET", path), input(path, id)]);
   if (shown.status !== 200 && shown.status !== 202) return;
   const record = shown.data;
   const section = $("detail");
@@ -282,7 +287,7 @@ async function showDetail(task, id, focus) {
     if (record[key] === undefined || record[key] === null) continue;
     fields.append(element("dt", key.replace("_", " ")), element("dd", record[key]));
   }
-  $("detail-input").textContent = given.status === 200 ? JSON.stringify(given.data, null, 2) : given.status === 303 ? "kept apart (large): GET …/input follows a link to it" : "";
+  showInput(given);
   let heading = "Result";
   let outcome = "";
   if (record.status === "succeeded") outcome = "result" in record ? JSON.stringify(record.result, null, 2) : `${record.result_bytes} bytes: open ${path}/result`;
@@ -291,6 +296,41 @@ async function showDetail(task, id, focus) {
   $("detail-outcome-heading").textContent = heading;
   $("detail-outcome").textContent = outcome;
   if (focus) $("detail-heading").focus();
+}
+
+// A task's input never changes: asked for once (and an input kept apart again when its link is about to expire). With
+// redirect=false the API answers {"input"} or, for an input kept in the payload bucket, {"input_url"}: the 303 it gives
+// otherwise is of no use to fetch (with redirect "manual" an opaque redirect, status 0; followed, a link to S3's
+// origin, which this page's Content-Security-Policy and S3's CORS rules keep its script from reading).
+async function input(path, id) {
+  const known = state.inputs[id];
+  if (known && (!known.given.data || !known.given.data.input_url || Date.now() - known.at < INPUT_LINK_MS)) return known.given;
+  const given = await api("GET", `${path}/input?redirect=false`);
+  if (given.status === 200) state.inputs[id] = { at: Date.now(), given };
+  return given;
+}
+
+function showInput(given) {
+  const pane = $("detail-input");
+  const data = given.status === 200 ? given.data : null;
+  if (!data) {
+    pane.textContent = given.status ? `The input could not be read (${given.status}).` : "";
+    return;
+  }
+  if ("input" in data) {
+    pane.textContent = JSON.stringify(data.input, null, 2);
+    return;
+  }
+  // A link the API presigned: https (or the local stack's http), never a script's URL.
+  const url = new URL(String(data.input_url), window.location.href);
+  const size = Number.isInteger(data.input_bytes) ? `, ${data.input_bytes.toLocaleString()} bytes` : "";
+  const text = document.createTextNode(`Kept in the payload bucket${size}: `);
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    pane.replaceChildren(text, document.createTextNode("(no link)"));
+    return;
+  }
+  const link = element("a", "download it", { href: url.href, target: "_blank", rel: "noopener noreferrer", id: "detail-input-link" });
+  pane.replaceChildren(text, link, document.createTextNode(" (the link is valid 15 minutes)."));
 }
 
 // ---- wiring
