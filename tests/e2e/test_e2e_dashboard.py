@@ -3,7 +3,8 @@
 One pass through what a user does: open the page (with a token in the URL's fragment, which never reaches a server),
 get a 422's per-field error next to its field, submit a task and watch it go queued -> running -> succeeded with its
 result, cancel another, filter by status and by task. Screenshots at 1280x800 and at a phone's width go to a folder
-the test prints.
+the test prints. Then an uploaded input shown by its link, and an API that takes IAM-signed requests only (which a page
+cannot make) said to be one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import BrowserContext, Page, Request, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, Request, Route, expect, sync_playwright
 
 from devstack import LocalStack
 from lrt import TaskClient
@@ -172,4 +173,54 @@ def test_dashboard_shows_an_uploaded_input_by_its_link(
     href = page.locator("#detail-input-link").get_attribute("href")
     assert href is not None
     assert json.loads(requests.get(href, timeout=10).content) == given
+    page.close()
+
+
+def test_dashboard_says_plainly_when_the_api_takes_iam_signed_requests_only(
+    stack: LocalStack, base_url: str, browser: BrowserContext
+) -> None:
+    # GIVEN an API whose routes take AWS IAM auth: API Gateway refuses every unsigned request itself, 403 in its own
+    # JSON (the local stack does not emulate IAM auth: its answers are put in the API calls' place)
+    page = browser.new_page()
+    refused: list[str] = []
+
+    def iam_authorizer(route: Route) -> None:
+        refused.append(route.request.url)
+        route.fulfill(
+            status=403,
+            headers={"Content-Type": "application/json", "x-amzn-ErrorType": "MissingAuthenticationTokenException"},
+            body='{"message":"Missing Authentication Token"}',
+        )
+
+    page.route(lambda url: "/dashboard" not in url, iam_authorizer)
+
+    # WHEN the page is opened
+    page.goto(f"{base_url}/dashboard")
+
+    # THEN it says that the dashboard cannot sign such requests, which auth types it serves and what to use instead
+    notice = page.locator("#notice")
+    expect(notice).to_contain_text("only AWS IAM", timeout=WAIT_MS)
+    expect(notice).to_contain_text("AuthType JWT")
+    expect(notice).to_contain_text("lrt --auth sigv4")
+    # AND it stops asking (every refresh would be refused the same)
+    asked = len(refused)
+    page.wait_for_timeout(3 * 2000)
+    assert len(refused) == asked
+    page.close()
+
+
+def test_dashboard_shows_the_apis_own_403_as_it_is(stack: LocalStack, base_url: str, browser: BrowserContext) -> None:
+    # A 403 from the API's functions (problem+json) is not the gateway's IAM refusal: the page shows its detail.
+    page = browser.new_page()
+    problem = {"type": "about:blank", "title": "Forbidden", "status": 403, "detail": "this caller may not list tasks"}
+    page.route(
+        lambda url: url.endswith("/tasks") or "/tasks?" in url,
+        lambda route: route.fulfill(
+            status=403, headers={"Content-Type": "application/problem+json"}, body=json.dumps(problem)
+        ),
+    )
+
+    page.goto(f"{base_url}/dashboard")
+
+    expect(page.locator("#notice")).to_have_text("this caller may not list tasks", timeout=WAIT_MS)
     page.close()

@@ -7,11 +7,14 @@ const TOKEN_KEY = "lrt-token";
 const REFRESH_MS = 2000;
 // An input kept in the payload bucket is shown as a link, valid 15 minutes: asked for again after 10.
 const INPUT_LINK_MS = 10 * 60 * 1000;
+const IAM_ONLY = "This API takes only AWS IAM (SigV4-signed) requests, which a web page cannot make, so the dashboard " +
+  "cannot show its tasks. The dashboard serves an API deployed with AuthType JWT (paste a bearer token above) or NONE; " +
+  "for this one use the CLI: lrt --auth sigv4 ls";
 
 const $ = (id) => document.getElementById(id);
 const state = {
   schemas: {}, tasks: {}, items: [], extra: [], cursor: null, timer: null, selected: null, loading: false,
-  inputs: {},
+  inputs: {}, iamOnly: false,
 };
 
 // ---- the token: from the URL's fragment (never sent to a server) or pasted; kept in sessionStorage at most
@@ -42,14 +45,29 @@ async function api(method, path, body) {
     notice("The API cannot be reached: is it running?");
     throw error;
   }
-  if (response.status === 401) notice("This API wants a bearer token: paste one above, or open this page with #token=… in its address.");
-  else if (response.status === 403) notice("This API refused the request. An API with IAM auth takes signed requests only: use the CLI (lrt ls).");
   let data = null;
   const text = await response.text();
   if (text) {
     try { data = JSON.parse(text); } catch { data = { detail: text }; }
   }
+  if (response.status === 401) notice("This API wants a bearer token: paste one above, or open this page with #token=… in its address.");
+  else if (response.status === 403 && refusedByGateway(response)) iamOnly();
+  else if (response.status === 403) notice((data && data.detail) || "This API refused the request.");
   return { status: response.status, data };
+}
+
+// The API's functions answer every error as application/problem+json. A 403 in any other form is API Gateway's own
+// ({"message": …}, with an x-amzn-errortype header: "How do I troubleshoot HTTP 403 errors from API Gateway?"), and
+// with the routes' authorizers that the template sets, only its IAM authorization answers 403 (a JWT authorizer
+// refuses a missing or bad token with 401): the request was not signed with SigV4, which a page cannot do.
+function refusedByGateway(response) {
+  return !(response.headers.get("Content-Type") || "").startsWith("application/problem+json");
+}
+
+function iamOnly() {
+  state.iamOnly = true;
+  clearTimeout(state.timer);
+  notice(IAM_ONLY);
 }
 
 function notice(text) {
@@ -337,6 +355,7 @@ function showInput(given) {
 
 function schedule() {
   clearTimeout(state.timer);
+  if (state.iamOnly) return;
   state.timer = setTimeout(async () => {
     if (document.visibilityState === "visible") await refresh();
     schedule();
@@ -355,7 +374,9 @@ document.addEventListener("DOMContentLoaded", () => {
     const value = $("token").value.trim();
     if (value) sessionStorage.setItem(TOKEN_KEY, value);
     $("token").value = "";
+    state.iamOnly = false;
     if (await loadDocument()) await refresh();
+    schedule();
   });
   $("forget").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); notice("Token forgotten."); });
   $("filters").addEventListener("change", () => {
