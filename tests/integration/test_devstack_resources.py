@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from devstack import create_resources
@@ -42,3 +44,19 @@ def test_create_resources_uses_parameter_overrides() -> None:
         resources = create_resources(parameter_overrides={"MaxReceiveCount": 5}, name_prefix="other-")
         assert resources.max_receive_count == 5
         assert resources.table_name == "other-TasksTable"
+
+
+def test_create_resources_gives_the_bucket_cors_rules_only_under_their_condition() -> None:
+    with mock_aws():
+        # WHEN the template's bucket is made without origins, then with them (the property is Fn::If ... AWS::NoValue)
+        plain = create_resources(name_prefix="plain-")
+        with_cors = create_resources(parameter_overrides={"CorsAllowOrigins": "https://app.example.com"})
+
+        # THEN the first has no CORS rules, the second the template's for those origins
+        s3 = boto3.client("s3", region_name="us-east-1")
+        with pytest.raises(ClientError, match="NoSuchCORSConfiguration"):
+            s3.get_bucket_cors(Bucket=plain.payload_bucket)
+        (rule,) = s3.get_bucket_cors(Bucket=with_cors.payload_bucket)["CORSRules"]
+        assert rule["AllowedOrigins"] == ["https://app.example.com"]
+        assert "POST" in rule["AllowedMethods"]
+        assert rule["MaxAgeSeconds"] == 600
