@@ -5,6 +5,7 @@ server, with the routes' JWT authorizers (devstack.auth) in front of the functio
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from flask import Response, g, request
@@ -39,10 +40,22 @@ class RouteAuthorizers:
         return None
 
 
+# The header an HTTP API answers every request with, holding the id its function sees as requestContext.requestId.
+REQUEST_ID_HEADER = "apigw-requestid"
+
+
 class _ApigwService(LocalApigwService):  # type: ignore[misc]
     authorizers: RouteAuthorizers | None = None
 
     def _request_handler(self, **kwargs: Any) -> Any:
+        # Each request its own id, as API Gateway gives it: samcli's RequestContextV2 draws its default id once, when
+        # its module loads, so every request would carry the same one and a 500's id would find no single log line.
+        g.devstack_request_id = str(uuid.uuid4())
+        response = self._authorized_response(**kwargs)
+        response.headers[REQUEST_ID_HEADER] = g.devstack_request_id
+        return response
+
+    def _authorized_response(self, **kwargs: Any) -> Any:
         if self.authorizers is not None:
             route: Route = self._get_current_route(request)
             decision = self.authorizers.authorize(route.path, request.method, request.headers)
@@ -69,6 +82,7 @@ class _ApigwService(LocalApigwService):  # type: ignore[misc]
                 stage_variables=self.api.stage_variables,
                 route_key=self._v2_route_key(method, path, route.is_default_route),
             )
+        event["requestContext"]["requestId"] = g.devstack_request_id
         authorizer = g.get("devstack_authorizer")
         if authorizer is not None:
             event["requestContext"]["authorizer"] = authorizer

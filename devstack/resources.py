@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
-from devstack.template import ACCOUNT_ID, DEFAULT_TEMPLATE, REGION, load_template, parameter_values, resolve
+from devstack.template import (
+    ACCOUNT_ID,
+    DEFAULT_TEMPLATE,
+    REGION,
+    load_template,
+    parameter_values,
+    resolve_without_no_value,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -185,7 +192,7 @@ def create_resources(
     for logical_id in order.static_order():
         translator: dict[str, Any] = strings | aliases
         translator.update({r.logical_id: {"Ref": r.ref, "Arn": r.arn} for r in created.values()})
-        properties = resolve(raw, definitions[logical_id].get("Properties", {}), translator) or {}
+        properties = resolve_without_no_value(raw, definitions[logical_id].get("Properties", {}), translator) or {}
         created[logical_id] = CREATORS[definitions[logical_id]["Type"]](creation, logical_id, properties)
     return LocalResources(path, parameters, created, endpoint_url, aliases)
 
@@ -197,7 +204,7 @@ def _aliases(raw: dict[str, Any], parameters: dict[str, str], region: str) -> di
     for logical_id, resource in raw.get("Resources", {}).items():
         properties = resource.get("Properties", {})
         if resource.get("Type") == "AWS::Serverless::Function" and "AutoPublishAlias" in properties:
-            name, alias = resolve(
+            name, alias = resolve_without_no_value(
                 raw, [properties.get("FunctionName", logical_id), properties["AutoPublishAlias"]], parameters
             )
             aliases[f"{logical_id}.Alias"] = {"Ref": f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}:{alias}"}
@@ -351,7 +358,17 @@ def _create_bucket(creation: Creation, logical_id: str, properties: dict[str, An
             s3.put_bucket_lifecycle_configuration(
                 Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(rule) for rule in rules]}
             )
+        cors = properties.get("CorsConfiguration", {}).get("CorsRules", [])
+        if cors:
+            s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": [_cors_rule(rule) for rule in cors]})
     return LocalResource(logical_id, BUCKET, name, f"arn:aws:s3:::{name}", name, properties)
+
+
+def _cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation CORS rule in the S3 API's shape (its MaxAge, ExposedHeaders and Id are MaxAgeSeconds,
+    ExposeHeaders and ID there)."""
+    names = {"MaxAge": "MaxAgeSeconds", "ExposedHeaders": "ExposeHeaders", "Id": "ID"}
+    return {names.get(key, key): int(value) if key == "MaxAge" else value for key, value in rule.items()}
 
 
 def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,12 @@ def resolve(template: dict[str, Any], value: Any, translator: dict[str, Any]) ->
     )
 
 
+def resolve_without_no_value(template: dict[str, Any], value: Any, translator: dict[str, Any]) -> Any:
+    """`resolve`, leaving out what resolves to AWS::NoValue (a property given only under a condition), as
+    CloudFormation does."""
+    return _without_no_value(resolve(template, _marked(value), translator))
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     """One AWS::Serverless::Function as it runs locally."""

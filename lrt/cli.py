@@ -202,6 +202,8 @@ def main(argv: Sequence[str] | None = None, *, sleep: Callable[[float], None] = 
     except InvalidInput as error:
         lines = [f"{error.detail or error.title}:"]
         lines += [f"  {item.get('field', '?')}: {item.get('message', '')}" for item in error.errors]
+        if omitted := error.problem.get("errors_omitted"):
+            lines.append(f"  and {omitted} more")
         return _fail(EXIT_REFUSED, "\n".join(lines) if error.errors else str(error))
     except ApiError as error:
         hint = ""

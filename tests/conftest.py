@@ -34,6 +34,7 @@ LAMBDA_ENVIRONMENT = {
     "EVENT_BUS_NAME": "local-tasks",
     "WEBHOOK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/WebhookQueue",
     "WEBHOOK_DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/WebhookDeadLetterQueue",
+    "NOTIFIER_DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/NotifierDeadLetterQueue",
     "WEBHOOK_SECRET_ARN": "WebhookSecret",
     "WEBHOOK_RETRY_SCHEDULE": "1,2",
     "DURABLE_RUNNER_ARN": "arn:aws:lambda:us-east-1:123456789012:function:durable-runner:live",

@@ -47,14 +47,43 @@ class PayloadTooLarge(ApiError):
     title = "Payload too large"
 
 
+# A 422 (and the record of a task failed for its input) lists at most this many per-field errors, and counts the rest
+# in `errors_omitted`: an input with thousands of unknown fields must not make an answer, a record or an event of
+# hundreds of kilobytes (DynamoDB keeps 400 KB an item, EventBridge takes 256 KB an event).
+MAX_FIELD_ERRORS = 50
+# Each error's field path and message are cut to this many characters: a field's name is the caller's own text.
+MAX_ERROR_TEXT = 200
+
+
 class InvalidInput(ApiError):
+    """`errors`: the per-field problems ({"field", "message", "type"}), kept to MAX_FIELD_ERRORS; `errors_omitted`,
+    when some were left out, how many."""
+
     status = 422
     title = "Invalid input"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        if "errors" in extra:
+            errors = list(extra["errors"])
+            omitted = max(len(errors) - MAX_FIELD_ERRORS, 0) + int(extra.pop("errors_omitted", 0))
+            extra["errors"] = [_bounded(error) for error in errors[:MAX_FIELD_ERRORS]]
+            if omitted:
+                extra["errors_omitted"] = omitted
+        super().__init__(detail, **extra)
 
     def __str__(self) -> str:
         # The message of a task that the worker fails for its input: each field's problem, as the 422 lists them.
         problems = "; ".join(f"{error['field']}: {error['message']}" for error in self.extra.get("errors", []))
+        if omitted := self.extra.get("errors_omitted"):
+            problems += f"; and {omitted} more"
         return f"{self.detail}: {problems}" if problems else self.detail
+
+
+def _bounded(error: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: value[: MAX_ERROR_TEXT - 1] + "…" if isinstance(value, str) and len(value) > MAX_ERROR_TEXT else value
+        for key, value in error.items()
+    }
 
 
 class ServiceUnavailable(ApiError):

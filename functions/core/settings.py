@@ -131,6 +131,8 @@ class NotifierSettings(msgspec.Struct, frozen=True):
     # The `source` of every event: the service's name.
     event_source: str
     webhook_queue_url: str
+    # Where the events that can never be published are kept (core.services.events.Notifier).
+    dead_letter_queue_url: str
 
     @classmethod
     def from_env(cls) -> NotifierSettings:
@@ -142,6 +144,7 @@ class NotifierSettings(msgspec.Struct, frozen=True):
             event_bus_name=_required("EVENT_BUS_NAME"),
             event_source=_required("POWERTOOLS_SERVICE_NAME"),
             webhook_queue_url=_required("WEBHOOK_QUEUE_URL"),
+            dead_letter_queue_url=_required("NOTIFIER_DEAD_LETTER_QUEUE_URL"),
         )
 
 

@@ -19,7 +19,7 @@ from core.adapters.aws import execution_control, listing_secret, payload_store, 
 from core.adapters.payloads import RESULT_URL_SECONDS
 from core.domain.polling import RecentRuns
 from core.domain.records import TaskRecord, TaskStatus
-from core.errors import Conflict
+from core.errors import Conflict, MalformedRequest
 from core.http.api import (
     ALL_TASKS_ROUTE,
     RESULT_ROUTE,
@@ -92,12 +92,36 @@ def show_result(request: Request, task: str, task_id: str) -> dict[str, Any]:
 
 def show_input(request: Request, task: str, task_id: str) -> dict[str, Any]:
     """The input as it was accepted: 200 with it when the record holds it, 303 to its download link when it is kept
-    in the payload bucket (large, or uploaded)."""
+    in the payload bucket (large, or uploaded).
+
+    `?redirect=false`: 200 either way, `{"input": …}` or `{"input_url", "input_bytes", "expires_in"}`, for a browser
+    page: its fetch cannot use a 303 (with redirect "manual" it sees an opaque redirect, status 0 and no Location;
+    followed, the link is on S3's origin, which neither the page's Content-Security-Policy nor S3's CORS rules let it
+    read), so the page shows the link instead."""
     logger.set_correlation_id(task_id)
+    redirect = _flag(request, "redirect", default=True)
     record = service().get(task, task_id, owner=request.owner)
     if record.input_json is None and record.input_ref is not None:
-        return see_other(payload_store().download_url(record.input_ref, RESULT_URL_SECONDS))
-    return response(200, record.input_json or "null", "application/json")
+        url = payload_store().download_url(record.input_ref, RESULT_URL_SECONDS)
+        if redirect:
+            return see_other(url)
+        link = {
+            "input_url": url,
+            "input_bytes": payload_store().size(record.input_ref),
+            "expires_in": RESULT_URL_SECONDS,
+        }
+        return response(200, dumps(link), "application/json")
+    text = record.input_json or "null"
+    return response(200, text if redirect else f'{{"input":{text}}}', "application/json")
+
+
+def _flag(request: Request, name: str, *, default: bool) -> bool:
+    value = request.query.get(name)
+    if value is None:
+        return default
+    if value not in ("true", "false"):
+        raise MalformedRequest(f"the query parameter {name} is true or false, not {value[:50]!r}")
+    return value == "true"
 
 
 def list_kind(request: Request, task: str) -> dict[str, Any]:

@@ -100,7 +100,7 @@ def test_result_malformed_id_is_400(http: requests.Session, base_url: str) -> No
 def test_wrong_method_on_a_task_is_405_with_allow(http: requests.Session, base_url: str, method: str) -> None:
     response = http.request(method, f"{base_url}/multiply/{uuid.uuid4()}", timeout=10)
     assert response.status_code == 405
-    assert response.headers["Allow"] == "GET, DELETE"
+    assert response.headers["Allow"] == "GET, DELETE, OPTIONS"
 
 
 def test_a_method_no_route_takes_is_refused_by_the_gateway_before_any_function(

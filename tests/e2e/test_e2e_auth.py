@@ -169,6 +169,27 @@ def test_a_route_the_template_leaves_open_needs_no_token(jwt_stack: LocalStack) 
     assert response.json() == {"authorizer": None}
 
 
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_a_browsers_preflight_of_a_tasks_get_or_delete_needs_no_token(
+    jwt_stack: LocalStack, issuer: LocalIssuer, method: str
+) -> None:
+    # GIVEN a task, and the preflight a browser sends before a cross-origin GET or DELETE of it (no credentials)
+    headers = _bearer(issuer.token("alice"))
+    task_id = requests.post(f"{jwt_stack.api_url}/multiply", json={"x": 1, "y": 2}, headers=headers, timeout=10)
+    preflight = {"Origin": "https://app.example.com", "Access-Control-Request-Method": method}
+
+    # WHEN it is sent
+    response = requests.options(
+        f"{jwt_stack.api_url}/multiply/{task_id.json()['task_id']}", headers=preflight, timeout=10
+    )
+
+    # THEN no authorizer refuses it (the route's OPTIONS has none), and it says what the route allows
+    assert response.status_code == 204, response.text
+    assert method in response.headers["Allow"].split(", ")
+    # AND the methods themselves still want the token
+    assert requests.request(method, f"{jwt_stack.api_url}/multiply/{uuid.uuid4()}", timeout=10).status_code == 401
+
+
 def test_a_task_submitted_with_a_valid_token_runs(jwt_stack: LocalStack, issuer: LocalIssuer) -> None:
     headers = _bearer(issuer.token("alice"))
 

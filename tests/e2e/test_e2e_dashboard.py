@@ -3,11 +3,13 @@
 One pass through what a user does: open the page (with a token in the URL's fragment, which never reaches a server),
 get a 422's per-field error next to its field, submit a task and watch it go queued -> running -> succeeded with its
 result, cancel another, filter by status and by task. Screenshots at 1280x800 and at a phone's width go to a folder
-the test prints.
+the test prints. Then an uploaded input shown by its link, and an API that takes IAM-signed requests only (which a page
+cannot make) said to be one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -16,9 +18,10 @@ from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import BrowserContext, Page, Request, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, Request, Route, expect, sync_playwright
 
 from devstack import LocalStack
+from lrt import TaskClient
 
 pytestmark = pytest.mark.e2e
 
@@ -146,3 +149,78 @@ def test_dashboard_submits_watches_cancels_and_filters_tasks(
     page.screenshot(path=str(screenshots / "dashboard-390x844.png"), full_page=True)
     with capsys.disabled():
         print(f"\ndashboard screenshots: {screenshots} ({time.monotonic() - started:.1f} s in the browser)")
+
+
+def test_dashboard_shows_an_uploaded_input_by_its_link(
+    stack: LocalStack, base_url: str, browser: BrowserContext
+) -> None:
+    # GIVEN a task whose input was uploaded, so kept in the payload bucket (GET …/input would be a 303 to S3)
+    given = {"seconds": 0.2}
+    upload_id = TaskClient(base_url, timeout=30).upload(json.dumps(given).encode())
+    submitted = requests.post(f"{base_url}/e2e-nap", headers={"Input-Upload": upload_id}, timeout=10)
+    assert submitted.status_code == 202, submitted.text
+    task_id = submitted.json()["task_id"]
+    assert requests.get(f"{base_url}/e2e-nap/{task_id}/input", allow_redirects=False, timeout=10).status_code == 303
+
+    # WHEN its details are opened in the page
+    page = browser.new_page()
+    page.goto(f"{base_url}/dashboard")
+    page.get_by_role("button", name=f"Details of e2e-nap {task_id}").click(timeout=WAIT_MS)
+
+    # THEN the input pane says where the input is, with its size, and links to it; the link gives the input
+    expect(page.locator("#detail-input")).to_contain_text("Kept in the payload bucket", timeout=WAIT_MS)
+    expect(page.locator("#detail-input")).to_contain_text(f"{len(json.dumps(given))} bytes")
+    href = page.locator("#detail-input-link").get_attribute("href")
+    assert href is not None
+    assert json.loads(requests.get(href, timeout=10).content) == given
+    page.close()
+
+
+def test_dashboard_says_plainly_when_the_api_takes_iam_signed_requests_only(
+    stack: LocalStack, base_url: str, browser: BrowserContext
+) -> None:
+    # GIVEN an API whose routes take AWS IAM auth: API Gateway refuses every unsigned request itself, 403 in its own
+    # JSON (the local stack does not emulate IAM auth: its answers are put in the API calls' place)
+    page = browser.new_page()
+    refused: list[str] = []
+
+    def iam_authorizer(route: Route) -> None:
+        refused.append(route.request.url)
+        route.fulfill(
+            status=403,
+            headers={"Content-Type": "application/json", "x-amzn-ErrorType": "MissingAuthenticationTokenException"},
+            body='{"message":"Missing Authentication Token"}',
+        )
+
+    page.route(lambda url: "/dashboard" not in url, iam_authorizer)
+
+    # WHEN the page is opened
+    page.goto(f"{base_url}/dashboard")
+
+    # THEN it says that the dashboard cannot sign such requests, which auth types it serves and what to use instead
+    notice = page.locator("#notice")
+    expect(notice).to_contain_text("only AWS IAM", timeout=WAIT_MS)
+    expect(notice).to_contain_text("AuthType JWT")
+    expect(notice).to_contain_text("lrt --auth sigv4")
+    # AND it stops asking (every refresh would be refused the same)
+    asked = len(refused)
+    page.wait_for_timeout(3 * 2000)
+    assert len(refused) == asked
+    page.close()
+
+
+def test_dashboard_shows_the_apis_own_403_as_it_is(stack: LocalStack, base_url: str, browser: BrowserContext) -> None:
+    # A 403 from the API's functions (problem+json) is not the gateway's IAM refusal: the page shows its detail.
+    page = browser.new_page()
+    problem = {"type": "about:blank", "title": "Forbidden", "status": 403, "detail": "this caller may not list tasks"}
+    page.route(
+        lambda url: url.endswith("/tasks") or "/tasks?" in url,
+        lambda route: route.fulfill(
+            status=403, headers={"Content-Type": "application/problem+json"}, body=json.dumps(problem)
+        ),
+    )
+
+    page.goto(f"{base_url}/dashboard")
+
+    expect(page.locator("#notice")).to_have_text("this caller may not list tasks", timeout=WAIT_MS)
+    page.close()

@@ -7,16 +7,19 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 
 from core.adapters.aws import task_store
 from core.domain.lifecycle import view
 from core.domain.records import TaskFailure, TaskStatus
 from core.domain.store import TransitionRefused
+from core.errors import MAX_ERROR_TEXT, MAX_FIELD_ERRORS
 from core.services.events import TERMINAL_TRANSITION
+from core.services.webhooks import MAX_HIDE_SECONDS
 from devstack.resources import LocalResources
 from devstack.stream_source import lambda_record, passes
 from notifier.app import lambda_handler as notifier_handler
@@ -238,23 +241,50 @@ def test_the_webhook_url_is_kept_on_the_record_apart_from_the_inputs(driver: Dri
     assert json.loads(stored.input_json or "") == {"x": 2, "y": 3}
 
 
-def test_a_delivery_retried_later_stays_hidden_and_one_given_up_goes_to_the_dead_letter_queue(
-    aws: LocalResources,
-) -> None:
+def test_a_retry_is_a_new_delayed_message_and_one_received_early_is_hidden_again(aws: LocalResources) -> None:
     from core.adapters.publishers import SqsRetryQueue
 
     sqs = boto3.client("sqs")
     queue, dead_letters = aws["WebhookQueue"].ref, aws["WebhookDeadLetterQueue"].ref
-    sqs.send_message(QueueUrl=queue, MessageBody="delivery")
-    (message,) = sqs.receive_message(QueueUrl=queue, VisibilityTimeout=0)["Messages"]
     retries = SqsRetryQueue(queue, dead_letters, sqs)
 
-    retries.retry_later(message["ReceiptHandle"], 60)
+    retries.send_later("next attempt", 900)
+    assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []  # delayed
+    sqs.send_message(QueueUrl=queue, MessageBody="received early")
+    (message,) = sqs.receive_message(QueueUrl=queue, VisibilityTimeout=0)["Messages"]
+    retries.hide(message["ReceiptHandle"], MAX_HIDE_SECONDS)
     retries.dead_letter("given up")
 
-    assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []  # hidden for the next attempt's delay
+    assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []  # hidden until its attempt is due
     (dead,) = sqs.receive_message(QueueUrl=dead_letters)["Messages"]
     assert dead["Body"] == "given up"
+
+
+def test_the_retry_queue_asks_sqs_only_for_what_its_api_allows() -> None:
+    from core.adapters.publishers import SqsRetryQueue
+
+    # GIVEN the client, stubbed: each call must carry exactly these parameters
+    sqs = boto3.client("sqs", region_name="eu-west-1")
+    url = "https://sqs.eu-west-1.amazonaws.com/123456789012/webhooks"
+    stubber = Stubber(sqs)
+    stubber.add_response("send_message", {"MessageId": "m"}, {"QueueUrl": url, "MessageBody": "b", "DelaySeconds": 900})
+    stubber.add_response(
+        "change_message_visibility", {}, {"QueueUrl": url, "ReceiptHandle": "r", "VisibilityTimeout": 39_600}
+    )
+    retries = SqsRetryQueue(url, "https://sqs.eu-west-1.amazonaws.com/123456789012/dead", sqs)
+
+    # WHEN a retry is queued and a message received early is hidden, each as long as SQS allows
+    with stubber:
+        retries.send_later("b", 900)
+        retries.hide("r", MAX_HIDE_SECONDS)
+        stubber.assert_no_pending_responses()
+
+    # THEN longer is refused before any call: DelaySeconds tops at 900, and a hiding stays an hour inside the 12 hours
+    # that SQS allows from the receive (it is made during an invocation that began up to ~20 minutes after)
+    with pytest.raises(ValueError, match="900"):
+        retries.send_later("b", 901)
+    with pytest.raises(ValueError, match="39600"):
+        retries.hide("r", 43_200)
 
 
 def test_notifier_handler_answers_the_sample_event_with_one_event_and_one_delivery(bus: Bus) -> None:
@@ -300,3 +330,136 @@ def test_an_idempotent_replay_naming_another_webhook_is_a_conflict(driver: Drive
 
     assert (accepted.status, replayed.status, other.status) == (202, 202, 409)
     assert replayed.body["task_id"] == accepted.body["task_id"]
+
+
+# ---- no outcome too large to tell, and none that holds back another's
+
+
+def _thousands_of_unknown_fields() -> dict[str, Any]:
+    body: dict[str, Any] = {"values": [1, 2, 3]}
+    body.update({f"unknown_{n:04d}": n for n in range(3_000)})
+    body["k" * 10_000] = "a field name of ten thousand characters"
+    return body
+
+
+def test_an_input_with_thousands_of_unknown_fields_is_a_422_listing_fifty_and_counting_the_rest(
+    driver: Driver,
+) -> None:
+    refused = driver.submit("describe", _thousands_of_unknown_fields())
+
+    assert refused.status == 422
+    assert len(refused.body["errors"]) == MAX_FIELD_ERRORS
+    assert refused.body["errors_omitted"] == 3_001 - MAX_FIELD_ERRORS
+    assert all(len(error["field"]) <= MAX_ERROR_TEXT for error in refused.body["errors"])
+    assert len(json.dumps(refused.body)) < 16_000
+
+
+def test_an_uploaded_input_with_thousands_of_unknown_fields_fails_in_a_small_record_whose_event_is_put(
+    driver: Driver, bus: Bus
+) -> None:
+    # GIVEN such an input, uploaded (so that the worker is the one to find it wrong)
+    created = driver.create_upload()
+    assert created.status == 201, created.body
+    driver.upload(created.body, json.dumps(_thousands_of_unknown_fields()).encode())
+    task_id = driver.submit("describe", None, {"Input-Upload": str(created.body["upload_id"])}).body["task_id"]
+
+    # WHEN the worker fails it, and the notifier reads the stream
+    driver.deliver()
+    response = bus.notify()
+
+    # THEN the record stays small, GET shows the errors a 422 would (fifty, and how many more), and its event is put
+    item = driver.item(task_id)
+    assert item is not None
+    assert len(json.dumps(item)) < 20_000
+    failed = driver.get("describe", task_id).body
+    assert len(failed["error"]["errors"]) == MAX_FIELD_ERRORS
+    assert failed["error"]["errors_omitted"] == 3_001 - MAX_FIELD_ERRORS
+    assert response == {"batchItemFailures": []}
+    (event,) = bus.received()
+    assert event["detail"]["error"] == failed["error"]
+
+
+def test_an_event_the_bus_refuses_for_good_is_kept_in_the_notifiers_dead_letter_queue_and_holds_back_none(
+    driver: Driver, bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.adapters.aws import notifier
+
+    # GIVEN three tasks ended, and a bus that will never take the first one's event (as EventBridge answers an entry
+    # it cannot accept) and is throttled on none
+    task_ids = [driver.submit("multiply", {"x": n, "y": 1}).body["task_id"] for n in range(3)]
+    driver.deliver()
+    publisher = notifier()._publisher
+    assert publisher is not None
+    events = boto3.client("events")
+
+    def put_events(Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        answers = []
+        for entry in Entries:
+            if json.loads(entry["Detail"])["task_id"] == task_ids[0]:
+                answers.append({"ErrorCode": "InvalidArgument", "ErrorMessage": "injected"})
+            else:
+                answers += events.put_events(Entries=[entry])["Entries"]
+        return {"FailedEntryCount": 1, "Entries": answers}
+
+    monkeypatch.setattr(publisher, "_client", type("Refusing", (), {"put_events": staticmethod(put_events)})())
+
+    # WHEN the notifier reads the stream
+    response = bus.notify()
+
+    # THEN no record is retried: the other two events are put, the refused one kept with its reason
+    assert response == {"batchItemFailures": []}
+    assert set(outcomes(bus.received())) == {(task_id, "Task Succeeded") for task_id in task_ids[1:]}
+    dead_letters = driver.resources["NotifierDeadLetterQueue"].ref
+    (kept,) = bus.sqs.receive_message(QueueUrl=dead_letters)["Messages"]
+    body = json.loads(kept["Body"])
+    assert (body["task_id"], body["detail-type"], body["reason"]) == (
+        task_ids[0],
+        "Task Succeeded",
+        "event: InvalidArgument: injected",
+    )
+    assert body["detail"]["result"] == 0
+
+
+def test_the_publisher_puts_at_most_256_kb_a_call_and_tells_a_retryable_entry_from_a_refused_one() -> None:
+    from core.adapters.publishers import MAX_REQUEST_BYTES, EventBridgePublisher
+    from core.domain.records import TaskRecord
+    from core.services.events import task_event
+
+    # GIVEN ten events of about 40 KB each (a failure's error list at its largest is about that)
+    def ended(n: int) -> Any:
+        errors = tuple({"field": f"f{n}.{i}", "message": "m" * 190, "type": "invalid"} for i in range(180))
+        failure = TaskFailure("InvalidInput", "bad", errors)
+        return task_event(
+            TaskRecord(f"id-{n}", "multiply", TaskStatus.FAILED, "{}", 1.0, 2, "o", finished_at=2.0, error=failure)
+        )
+
+    events = [ended(n) for n in range(10)]
+
+    class Bus:
+        """Answers the first call's first entry as throttled and its second as malformed, as PutEvents may."""
+
+        calls: ClassVar[list[list[dict[str, Any]]]] = []
+
+        def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+            self.calls.append(Entries)
+            codes = {0: "ThrottlingException", 1: "MalformedDetail"} if len(self.calls) == 1 else {}
+            return {
+                "Entries": [{"ErrorCode": codes[n]} if n in codes else {"EventId": "e"} for n in range(len(Entries))]
+            }
+
+    # WHEN they are published
+    outcome = EventBridgePublisher("bus", "long-running-tasks", Bus()).publish(events)  # type: ignore[arg-type]
+
+    # THEN each call held at most ten entries of at most 256 KB together, sized as EventBridge sizes an entry, and
+    # every event was put once, in order
+    def size(entry: dict[str, Any]) -> int:
+        return sum(len(entry[key].encode()) for key in ("Source", "DetailType", "Detail"))
+
+    assert len(Bus.calls) > 1
+    assert all(len(call) <= 10 and sum(map(size, call)) <= MAX_REQUEST_BYTES for call in Bus.calls)
+    assert [json.loads(entry["Detail"])["task_id"] for call in Bus.calls for entry in call] == [
+        f"id-{n}" for n in range(10)
+    ]
+    # AND the throttled entry is to be retried, the malformed one is refused for good
+    assert outcome.retry == {0}
+    assert outcome.refused == {1: "MalformedDetail: "}

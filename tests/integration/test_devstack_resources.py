@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from devstack import create_resources
@@ -97,3 +99,19 @@ def test_the_durable_execution_ends_rule_queues_the_runners_unfinished_ends_only
         assert policy["Statement"][0]["Condition"] == {
             "ArnEquals": {"aws:SourceArn": resources["DurableExecutionEndsRule"].arn}
         }
+
+
+def test_create_resources_gives_the_bucket_cors_rules_only_under_their_condition() -> None:
+    with mock_aws():
+        # WHEN the template's bucket is made without origins, then with them (the property is Fn::If ... AWS::NoValue)
+        plain = create_resources(name_prefix="plain-")
+        with_cors = create_resources(parameter_overrides={"CorsAllowOrigins": "https://app.example.com"})
+
+        # THEN the first has no CORS rules, the second the template's for those origins
+        s3 = boto3.client("s3", region_name="us-east-1")
+        with pytest.raises(ClientError, match="NoSuchCORSConfiguration"):
+            s3.get_bucket_cors(Bucket=plain.payload_bucket)
+        (rule,) = s3.get_bucket_cors(Bucket=with_cors.payload_bucket)["CORSRules"]
+        assert rule["AllowedOrigins"] == ["https://app.example.com"]
+        assert "POST" in rule["AllowedMethods"]
+        assert rule["MaxAgeSeconds"] == 600

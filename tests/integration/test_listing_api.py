@@ -18,6 +18,7 @@ from msgspec.structs import replace
 
 from core.adapters.aws import dynamodb_client
 from core.adapters.dynamodb_store import OWNER_INDEX, DynamoTaskStore
+from core.adapters.payloads import RESULT_URL_SECONDS
 from core.domain.records import TaskFailure, TaskRecord, TaskStatus
 from devstack.resources import LocalResources
 from result.app import lambda_handler as result_handler
@@ -278,6 +279,35 @@ def test_an_input_kept_in_the_payload_bucket_is_a_303_to_its_link(driver: Driver
     stored = driver.s3.get_object(Bucket=driver.resources.payload_bucket, Key=key)["Body"].read()
     assert json.loads(stored) == {"values": values}
     assert theirs.status == 404
+
+
+def test_an_input_asked_for_without_redirect_is_a_200_with_the_input_or_its_link(driver: Driver) -> None:
+    # GIVEN a task whose input the record holds, and one whose input is kept in the payload bucket
+    small = submitted(driver, "describe", {"values": [1, 2]}, ALICE)
+    values = list(range(2000))
+    large = submitted(driver, "describe", {"values": values}, ALICE)
+    key = (driver.item(large) or {})["input_ref"]["S"]
+
+    def ask(task_id: str, *query: tuple[str, str]) -> dict[str, Any]:
+        event = http_event("GET", f"/describe/{task_id}/input", authorizer=ALICE, query=list(query))
+        answer: dict[str, Any] = result_handler(event, lambda_context())
+        return answer
+
+    # WHEN a browser page asks for each with redirect=false (its fetch cannot follow a 303 to S3)
+    inline, linked = ask(small, ("redirect", "false")), ask(large, ("redirect", "false"))
+
+    # THEN the first is the input itself, the second where to download it, its size and for how long
+    assert (inline["statusCode"], json.loads(inline["body"])) == (200, {"input": {"values": [1, 2]}})
+    link = json.loads(linked["body"])
+    assert linked["statusCode"] == 200
+    assert key in unquote(link["input_url"])
+    stored = driver.s3.get_object(Bucket=driver.resources.payload_bucket, Key=key)["Body"].read()
+    assert link["input_bytes"] == len(stored)
+    assert link["expires_in"] == RESULT_URL_SECONDS
+    # AND without it, or with redirect=true, the answers are as before; anything else is a 400
+    assert ask(large)["statusCode"] == ask(large, ("redirect", "true"))["statusCode"] == 303
+    assert json.loads(ask(small)["body"]) == {"values": [1, 2]}
+    assert ask(large, ("redirect", "no"))["statusCode"] == 400
 
 
 def test_the_dashboards_script_never_writes_markup_and_keeps_the_token_in_the_tab() -> None:

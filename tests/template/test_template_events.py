@@ -7,10 +7,12 @@ import json
 from typing import Any
 
 from core.services.events import TERMINAL_TRANSITION
-from core.services.webhooks import MAX_RETRIES, MAX_RETRY_DELAY_SECONDS, RetrySchedule
+from core.services.webhooks import MAX_RETRIES, MAX_RETRY_DELAY_SECONDS, RECEIVE_LAG_SECONDS, RetrySchedule
 from tests.template.test_template import FUNCTIONS, _alarms, _allowed, _statements, as_list
 
 SECONDS_PER_DAY = 86_400
+# Messages a standard queue holds in flight (received, not deleted) before ReceiveMessage fails with OverLimit.
+SQS_IN_FLIGHT_LIMIT = 120_000
 
 
 def _role_statements(resources: dict[str, Any], function: str) -> list[dict[str, Any]]:
@@ -72,6 +74,8 @@ def test_template_notifier_may_put_events_on_its_bus_and_queue_deliveries_only(r
     variables = resources["NotifierFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["TASK_EVENTS"] == {"Ref": "TaskEvents"}
     assert variables["EVENT_BUS_NAME"] == {"Ref": "TaskEventBus"}
+    # An event refused for good is kept there at once (core.services.events.Notifier), not retried with its batch.
+    assert variables["NOTIFIER_DEAD_LETTER_QUEUE_URL"] == {"Ref": "NotifierDeadLetterQueue"}
 
 
 def test_template_only_the_webhook_function_reads_the_webhook_secret(resources: dict[str, Any]) -> None:
@@ -88,7 +92,10 @@ def test_template_only_the_webhook_function_reads_the_webhook_secret(resources: 
     assert _allowed(resources, "WebhookFunction", "dynamodb:") == {}
     sqs = _allowed(resources, "WebhookFunction", "sqs:")
     assert sqs["sqs:ChangeMessageVisibility"] == [{"Fn::GetAtt": ["WebhookQueue", "Arn"]}]
-    assert sqs["sqs:SendMessage"] == [{"Fn::GetAtt": ["WebhookDeadLetterQueue", "Arn"]}]
+    # Each retry a new message on the webhook queue; a delivery given up, on its dead-letter queue.
+    assert {json.dumps(queue) for queue in sqs["sqs:SendMessage"]} == {
+        json.dumps({"Fn::GetAtt": [name, "Arn"]}) for name in ("WebhookQueue", "WebhookDeadLetterQueue")
+    }
     secret = resources["WebhookSecret"]["Properties"]["GenerateSecretString"]
     # Letters and digits only: the value is base64 as it is, which Standard Webhooks' secrets are.
     assert secret == {"PasswordLength": 64, "ExcludePunctuation": True}
@@ -107,6 +114,11 @@ def test_template_webhook_retry_schedule_spans_a_day_within_sqs_limits(
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["WebhookDeadLetterQueue", "Arn"]}
     timeout = resources["WebhookFunction"]["Properties"]["Timeout"]
     assert queue["VisibilityTimeout"] >= 6 * timeout
+    # A message received early is hidden again during an invocation, which begins within the queue's visibility
+    # timeout of the receive and lasts at most the function's Timeout: the margin kept inside SQS's 12 hours of that
+    # receive covers both (tests/unit/test_webhook_retries.py checks every schedule against that rule).
+    window = _mapping(resources, "WebhookFunction")["MaximumBatchingWindowInSeconds"]
+    assert queue["VisibilityTimeout"] + timeout + window < RECEIVE_LAG_SECONDS
     variables = resources["WebhookFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["WEBHOOK_RETRY_SCHEDULE"] == {"Ref": "WebhookRetrySchedule"}
 
@@ -130,6 +142,21 @@ def test_template_event_and_webhook_dead_letters_raise_alarms(resources: dict[st
     }
     for queue in ("WebhookDeadLetterQueue", "NotifierDeadLetterQueue"):
         assert json.dumps({"Fn::GetAtt": [queue, "QueueName"]}) in watched, queue
+
+
+def test_template_webhook_deliveries_in_flight_raise_an_alarm_well_before_sqs_refuses_receives(
+    resources: dict[str, Any],
+) -> None:
+    # Deliveries hidden until their retry is due are in flight; a standard queue holds about 120,000 in flight.
+    (alarm,) = (
+        alarm
+        for alarm in _alarms(resources).values()
+        if alarm["MetricName"] == "ApproximateNumberOfMessagesNotVisible"
+        and alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["WebhookQueue", "QueueName"]}}]
+    )
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert (alarm["Statistic"], alarm["ComparisonOperator"]) == ("Maximum", "GreaterThanThreshold")
+    assert 0 < alarm["Threshold"] <= SQS_IN_FLIGHT_LIMIT // 2
 
 
 def test_template_outputs_name_the_bus_and_the_webhook_secret(sam_template: dict[str, Any]) -> None:

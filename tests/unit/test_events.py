@@ -11,10 +11,13 @@ import pytest
 
 from core.adapters.dynamodb_store import to_item
 from core.domain.records import TaskFailure, TaskRecord, TaskStatus
+from core.errors import MAX_FIELD_ERRORS, QueueUnavailable
 from core.services.events import (
     INLINE_RESULT_MAX_BYTES,
+    MAX_DETAIL_BYTES,
     TERMINAL_TRANSITION,
     Notifier,
+    Published,
     TaskEvent,
     is_terminal_transition,
     stream_event,
@@ -99,6 +102,43 @@ def test_task_event_of_a_failure_and_of_a_cancel() -> None:
     )
 
 
+def test_task_event_of_a_failure_with_many_long_field_errors_stays_one_billing_chunk_and_points_to_the_task() -> None:
+    # GIVEN a failure with the most per-field errors a record holds, each field as long as kept, in characters that
+    # JSON escapes at twelve bytes each
+    errors = tuple(
+        {"field": "\U0001f600" * 199 + str(n), "message": "\U0001f600" * 200, "type": "unknown_field"}
+        for n in range(MAX_FIELD_ERRORS)
+    )
+    failure = TaskFailure("InvalidInput", "invalid input for task 'multiply'", errors, errors_omitted=3_000)
+
+    # WHEN its event is built
+    event = task_event(record(TaskStatus.FAILED, error=failure))
+
+    # THEN it fits one 64 KB chunk (EventBridge bills and takes it whole), says how many errors it left out, and
+    # names where the whole task is
+    assert len(event.detail_json().encode()) <= MAX_DETAIL_BYTES
+    assert event.detail["error"] == {
+        "type": "InvalidInput",
+        "message": "invalid input for task 'multiply'",
+        "errors_omitted": MAX_FIELD_ERRORS + 3_000,
+    }
+    assert event.detail["task_path"] == "/multiply/7d2b8f0e-1f6a-4c1e-8a39-5b3f7c2e9d10"
+
+
+def test_task_event_of_a_failure_with_a_few_errors_lists_them_and_their_count_left_out() -> None:
+    failure = TaskFailure("InvalidInput", "bad", ({"field": "x", "message": "m", "type": "invalid"},), 7)
+
+    event = task_event(record(TaskStatus.FAILED, error=failure))
+
+    assert event.detail["error"] == {
+        "type": "InvalidInput",
+        "message": "bad",
+        "errors": [{"field": "x", "message": "m", "type": "invalid"}],
+        "errors_omitted": 7,
+    }
+    assert "task_path" not in event.detail
+
+
 def test_task_event_is_refused_for_a_task_that_has_not_ended() -> None:
     with pytest.raises(ValueError, match="not finished"):
         task_event(record(TaskStatus.RUNNING))
@@ -150,19 +190,34 @@ def test_the_stream_filter_refuses_content_filters_it_does_not_emulate() -> None
 
 
 class FakePublisher:
-    def __init__(self, refuse: Sequence[str] = ()) -> None:
+    """Refuses the events of the tasks named in `refuse` for now, and those in `reject` for good."""
+
+    def __init__(self, refuse: Sequence[str] = (), reject: Sequence[str] = ()) -> None:
         self.events: list[TaskEvent] = []
         self._refuse = set(refuse)
+        self._reject = set(reject)
 
-    def publish(self, events: Sequence[TaskEvent]) -> set[int]:
-        failed = {n for n, event in enumerate(events) if event.task_id in self._refuse}
-        self.events += [event for n, event in enumerate(events) if n not in failed]
-        return failed
+    def publish(self, events: Sequence[TaskEvent]) -> Published:
+        retry = frozenset(n for n, event in enumerate(events) if event.task_id in self._refuse)
+        refused = {n: "InvalidArgument: too large" for n, event in enumerate(events) if event.task_id in self._reject}
+        self.events += [event for n, event in enumerate(events) if n not in retry and n not in refused]
+        return Published(retry, refused)
 
 
 class FakeDeliveries(FakePublisher):
-    def enqueue(self, events: Sequence[TaskEvent]) -> set[int]:
+    def enqueue(self, events: Sequence[TaskEvent]) -> Published:
         return self.publish(events)
+
+
+class FakeDeadLetters:
+    def __init__(self, available: bool = True) -> None:
+        self.kept: list[tuple[str, str]] = []
+        self._available = available
+
+    def keep(self, event: TaskEvent, reason: str) -> None:
+        if not self._available:
+            raise QueueUnavailable("injected")
+        self.kept.append((event.task_id, reason))
 
 
 def ended(task_id: str, sequence: str, **changes: Any) -> dict[str, Any]:
@@ -181,7 +236,7 @@ def test_notifier_puts_one_event_per_task_end_and_queues_webhooks_only_for_tasks
         ended("b", "3", webhook_url="https://hooks.example.com/b"),
     ]
 
-    response = Notifier(publisher, deliveries).handle(records)
+    response = Notifier(publisher, deliveries, FakeDeadLetters()).handle(records)
 
     assert response == {"batchItemFailures": []}
     assert [event.task_id for event in publisher.events] == ["a", "b"]
@@ -193,15 +248,61 @@ def test_notifier_reports_the_first_record_it_could_not_publish_so_the_stream_re
     deliveries = FakeDeliveries(refuse=["c"])
     records = [ended("a", "1"), ended("b", "2"), ended("c", "3", webhook_url="https://hooks.example.com/c")]
 
-    response = Notifier(publisher, deliveries).handle(records)
+    response = Notifier(publisher, deliveries, FakeDeadLetters()).handle(records)
 
     assert response == {"batchItemFailures": [{"itemIdentifier": "2"}]}
+
+
+def test_notifier_keeps_an_event_refused_for_good_in_the_dead_letter_queue_and_holds_back_no_other() -> None:
+    # GIVEN a batch whose second event EventBridge will never take, and whose third's webhook SQS will never take
+    publisher = FakePublisher(reject=["b"])
+    deliveries = FakeDeliveries(reject=["c"])
+    dead_letters = FakeDeadLetters()
+    records = [
+        ended("a", "1"),
+        ended("b", "2"),
+        ended("c", "3", webhook_url="https://hooks.example.com/c"),
+        ended("d", "4"),
+    ]
+
+    # WHEN the notifier handles it
+    response = Notifier(publisher, deliveries, dead_letters).handle(records)
+
+    # THEN nothing is retried: the others are put, and the refused ones kept with why
+    assert response == {"batchItemFailures": []}
+    assert [event.task_id for event in publisher.events] == ["a", "c", "d"]
+    assert dead_letters.kept == [
+        ("b", "event: InvalidArgument: too large"),
+        ("c", "webhook: InvalidArgument: too large"),
+    ]
+
+
+def test_notifier_retries_from_an_event_it_could_not_keep_either() -> None:
+    publisher = FakePublisher(reject=["b"])
+    records = [ended("a", "1"), ended("b", "2"), ended("c", "3")]
+
+    response = Notifier(publisher, FakeDeliveries(), FakeDeadLetters(available=False)).handle(records)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "2"}]}
+
+
+def test_notifier_keeps_no_refusal_that_the_stream_gives_again() -> None:
+    # A refusal after the first record to retry is met again when the stream resumes there: kept then, once.
+    publisher = FakePublisher(refuse=["a"], reject=["b"])
+    dead_letters = FakeDeadLetters()
+
+    response = Notifier(publisher, FakeDeliveries(), dead_letters).handle([ended("a", "1"), ended("b", "2")])
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "1"}]}
+    assert dead_letters.kept == []
 
 
 def test_notifier_with_events_disabled_still_queues_webhooks() -> None:
     deliveries = FakeDeliveries()
 
-    response = Notifier(None, deliveries).handle([ended("a", "1", webhook_url="https://hooks.example.com/a")])
+    response = Notifier(None, deliveries, FakeDeadLetters()).handle(
+        [ended("a", "1", webhook_url="https://hooks.example.com/a")]
+    )
 
     assert response == {"batchItemFailures": []}
     assert [event.task_id for event in deliveries.events] == ["a"]

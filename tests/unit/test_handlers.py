@@ -140,7 +140,17 @@ def test_result_wrong_method_is_405_with_allow(aws: LocalResources, method: str)
     code, headers, _ = call(result_handler, http_event(method, "/multiply/3f2b8a51-6c1e-4d7a-9b0f-2e5c8d4a1f60"))
 
     assert code == 405
-    assert headers["Allow"] == "GET, DELETE"
+    assert headers["Allow"] == "GET, DELETE, OPTIONS"
+
+
+def test_result_options_is_204_with_allow_and_reads_nothing(aws: LocalResources) -> None:
+    # A browser's CORS preflight reaches the function without the authorizer (template.yaml, ResultPreflight).
+    event = http_event("OPTIONS", "/multiply/3f2b8a51-6c1e-4d7a-9b0f-2e5c8d4a1f60", authorizer=None)
+
+    response = result_handler(event, lambda_context())
+
+    assert (response["statusCode"], response["body"]) == (204, "")
+    assert response["headers"]["Allow"] == "GET, DELETE, OPTIONS"
 
 
 def test_get_for_another_task_name_is_404(aws: LocalResources) -> None:

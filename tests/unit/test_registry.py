@@ -11,7 +11,7 @@ from typing import Annotated
 import msgspec
 import pytest
 
-from core.errors import InvalidInput, TaskNotFound
+from core.errors import MAX_ERROR_TEXT, MAX_FIELD_ERRORS, InvalidInput, TaskNotFound
 from core.registry import FiniteNumber, Progress, Steps, TaskDefinition, TaskInput, get_task, task, tasks
 from core.services.runner import encode_result
 from tasks.multiply import MultiplyInput, slow_multiply
@@ -270,3 +270,23 @@ def test_an_integral_float_where_an_int_is_wanted_is_that_int_and_nothing_else_i
     with pytest.raises(InvalidInput) as refused:
         definition.validate({"n": 3.5, "sizes": ["1", 2.0**60], "weight": 1})
     assert {error["field"] for error in refused.value.extra["errors"]} == {"n", "sizes.0"}
+
+
+def test_invalid_input_lists_fifty_field_errors_each_cut_short_and_counts_the_rest() -> None:
+    inputs = {"x": 1, "y": 2} | {f"extra_{n}": n for n in range(120)} | {"z" * 1_000: 0}
+
+    with pytest.raises(InvalidInput) as raised:
+        get_task("multiply").validate(inputs)
+
+    errors = raised.value.extra["errors"]
+    assert len(errors) == MAX_FIELD_ERRORS
+    assert raised.value.extra["errors_omitted"] == 121 - MAX_FIELD_ERRORS
+    assert all(len(error["field"]) <= MAX_ERROR_TEXT for error in errors)
+    assert str(raised.value).endswith(f"; and {121 - MAX_FIELD_ERRORS} more")
+
+
+def test_invalid_input_with_few_errors_says_nothing_was_left_out() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        get_task("multiply").validate({"x": 1, "y": 2, "extra": 3})
+
+    assert "errors_omitted" not in raised.value.extra

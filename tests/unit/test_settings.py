@@ -75,6 +75,7 @@ def test_webhook_and_notifier_settings_read_the_templates_variables(monkeypatch:
     assert webhooks.url_policy is UrlPolicy.PUBLIC
     assert notifier.events_enabled is False
     assert notifier.event_source == "long-running-tasks"
+    assert notifier.dead_letter_queue_url.endswith("/NotifierDeadLetterQueue")
 
 
 def test_notifier_settings_refuse_an_unknown_task_events_value(monkeypatch: pytest.MonkeyPatch) -> None:

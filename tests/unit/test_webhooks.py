@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import trustme
 from standardwebhooks import Webhook
@@ -91,11 +93,15 @@ def finished(**changes: Any) -> TaskRecord:
 
 class FakeQueue:
     def __init__(self) -> None:
-        self.retries: list[tuple[str, int]] = []
+        self.sent: list[tuple[Delivery, int]] = []
+        self.hidden: list[tuple[str, int]] = []
         self.dead_letters: list[str] = []
 
-    def retry_later(self, receipt_handle: str, seconds: int) -> None:
-        self.retries.append((receipt_handle, seconds))
+    def send_later(self, body: str, delay_seconds: int) -> None:
+        self.sent.append((Delivery.from_message(body), delay_seconds))
+
+    def hide(self, receipt_handle: str, seconds: int) -> None:
+        self.hidden.append((receipt_handle, seconds))
 
     def dead_letter(self, body: str) -> None:
         self.dead_letters.append(body)
@@ -204,7 +210,7 @@ def test_a_name_that_resolves_to_a_forbidden_address_is_refused_without_a_connec
     # Refused for good: dead-lettered at once, never retried.
     assert response == {"batchItemFailures": []}
     assert queue.dead_letters == [delivery.to_message()]
-    assert queue.retries == []
+    assert queue.sent == []
 
 
 def test_resolve_checked_connects_to_the_address_it_checked() -> None:
@@ -239,6 +245,20 @@ def test_signed_headers_verify_with_standardwebhooks_with_or_without_the_prefix(
     assert headers["webhook-timestamp"] == str(int(now.timestamp()))
 
 
+class Clock:
+    """A clock the test moves: the sender reads it for signing and for when an attempt is due."""
+
+    def __init__(self, start: float | None = None) -> None:
+        # Now by default: the receivers verify the signatures' timestamps against their own clock.
+        self.now = float(int(time.time())) if start is None else start
+
+    def __call__(self) -> datetime:
+        return datetime.fromtimestamp(self.now, UTC)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def loopback_sender(queue: FakeQueue, **options: Any) -> WebhookSender:
     return WebhookSender(
         lambda: SECRET,
@@ -254,15 +274,20 @@ def test_a_delivery_is_posted_signed_and_a_500_is_retried_under_the_same_webhook
     receiver_factory: Callable[..., Receiver],
 ) -> None:
     receiver = receiver_factory(statuses=[500])
-    queue = FakeQueue()
-    sender = loopback_sender(queue)
+    queue, clock = FakeQueue(), Clock()
+    started = clock.now
+    sender = loopback_sender(queue, clock=clock)
     delivery = Delivery.of(task_event(finished(webhook_url=f"http://127.0.0.1:{receiver.port}/hooks?x=1")))
 
     first = sender.handle([sqs_record(delivery, 1)])
-    second = sender.handle([sqs_record(delivery, 2)])
+    ((retry, delay),) = queue.sent
+    clock.advance(delay)
+    second = sender.handle([sqs_record(retry, 1)])
 
-    assert first == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
-    assert queue.retries == [("r1", 30)]  # the schedule's first delay
+    # The first message is done with: the second attempt is a message of its own, due after the schedule's first delay
+    assert first == {"batchItemFailures": []}
+    assert (retry.attempt, retry.due_at, delay) == (2, started + 30, 30)
+    assert msgspec.structs.replace(retry, attempt=None, due_at=None) == delivery
     assert second == {"batchItemFailures": []}
     (headers_1, body_1), (headers_2, body_2) = receiver.requests
     assert headers_1["webhook-id"] == headers_2["webhook-id"] == f"msg_{delivery.task_id}_succeeded"
@@ -281,22 +306,29 @@ def test_a_redirect_is_not_followed_and_counts_as_a_failure(
 
     response = loopback_sender(queue).handle([sqs_record(delivery, 1)])
 
-    assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert response == {"batchItemFailures": []}
+    assert [(sent.attempt, delay) for sent, delay in queue.sent] == [(2, 30)]  # tried again, as any failure
     assert len(receiver.requests) == 1
     assert all(address[0] == "127.0.0.1" for address in no_connections_but_loopback)
 
 
 def test_after_the_last_retry_a_delivery_is_dead_lettered(receiver_factory: Callable[..., Receiver]) -> None:
     receiver = receiver_factory(statuses=[503, 503, 503])
-    queue = FakeQueue()
-    sender = loopback_sender(queue)
+    queue, clock = FakeQueue(), Clock()
+    sender = loopback_sender(queue, clock=clock)
     delivery = Delivery.of(task_event(finished(webhook_url=f"http://127.0.0.1:{receiver.port}/hook")))
 
-    responses = [sender.handle([sqs_record(delivery, attempt)]) for attempt in (1, 2, 3)]
+    responses = [sender.handle([sqs_record(delivery, 1)])]
+    for _ in range(2):
+        retry, delay = queue.sent[-1]
+        clock.advance(delay)
+        responses.append(sender.handle([sqs_record(retry, 1)]))
 
-    assert [len(r["batchItemFailures"]) for r in responses] == [1, 1, 0]
-    assert queue.retries == [("r1", 30), ("r2", 120)]
-    assert queue.dead_letters == [delivery.to_message()]
+    assert [len(r["batchItemFailures"]) for r in responses] == [0, 0, 0]
+    assert [(sent.attempt, delay) for sent, delay in queue.sent] == [(2, 30), (3, 120)]
+    (dead,) = queue.dead_letters
+    assert Delivery.from_message(dead).attempt == 3
+    assert len(receiver.requests) == 3
 
 
 def _tls_receiver(

@@ -17,7 +17,7 @@ from botocore.config import Config
 from core.adapters.dynamodb_store import DynamoTaskStore
 from core.adapters.executions import LambdaDurableExecutions
 from core.adapters.payloads import S3PayloadStore
-from core.adapters.publishers import EventBridgePublisher, SqsDeliveryQueue, SqsRetryQueue
+from core.adapters.publishers import EventBridgePublisher, SqsDeadLetters, SqsDeliveryQueue, SqsRetryQueue
 from core.adapters.queue import SqsTaskQueue
 from core.services.events import Notifier
 from core.services.webhooks import WebhookSender
@@ -169,7 +169,11 @@ def notifier() -> Notifier:
     if config.events_enabled:
         events = session().client("events", config=_CONFIG)
         publisher = EventBridgePublisher(config.event_bus_name, config.event_source, events)
-    return Notifier(publisher, SqsDeliveryQueue(config.webhook_queue_url, sqs_client()))
+    return Notifier(
+        publisher,
+        SqsDeliveryQueue(config.webhook_queue_url, sqs_client()),
+        SqsDeadLetters(config.dead_letter_queue_url, sqs_client()),
+    )
 
 
 @lru_cache(maxsize=1)

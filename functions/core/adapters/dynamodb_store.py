@@ -94,6 +94,8 @@ def _error_attributes(error: TaskFailure) -> dict[str, Any]:
     attributes = {"error_type": _s(error.type), "error_message": _s(error.message)}
     if error.errors:
         attributes["error_fields"] = _s(_encode_fields(error.errors))
+    if error.errors_omitted:
+        attributes["error_fields_omitted"] = _n(error.errors_omitted)
     return attributes
 
 
@@ -129,7 +131,12 @@ def from_item(item: dict[str, Any]) -> TaskRecord:
         expected_seconds=number("expected_seconds"),
         progress_at=number("progress_at"),
         result_json=text("result"),
-        error=TaskFailure(error_type, text("error_message") or "", _decode_fields(text("error_fields")))
+        error=TaskFailure(
+            error_type,
+            text("error_message") or "",
+            _decode_fields(text("error_fields")),
+            int(number("error_fields_omitted") or 0),
+        )
         if error_type
         else None,
         request_hash=text("request_hash"),

@@ -32,11 +32,15 @@ class TaskFailure(msgspec.Struct, frozen=True):
     type: str
     message: str
     errors: tuple[dict[str, str], ...] = ()
+    # Per-field errors left out of `errors` (core.errors.MAX_FIELD_ERRORS).
+    errors_omitted: int = 0
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"type": self.type, "message": self.message}
         if self.errors:
             body["errors"] = list(self.errors)
+        if self.errors_omitted:
+            body["errors_omitted"] = self.errors_omitted
         return body
 
 

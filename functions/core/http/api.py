@@ -186,9 +186,21 @@ class Router:
         if methods is None:
             raise TaskNotFound(f"no route for {request.raw_path}")
         handler = methods.get(request.method)
+        if handler is None and request.method == "OPTIONS":
+            # What the route allows (a browser's CORS preflight reaches here unauthenticated: it learns nothing else).
+            return {
+                "statusCode": 204,
+                "body": "",
+                "isBase64Encoded": False,
+                "headers": {"Allow": ", ".join(_allow(methods))},
+            }
         if handler is None:
-            raise MethodNotAllowed(f"{request.method} is not allowed here", allowed=list(methods))
+            raise MethodNotAllowed(f"{request.method} is not allowed here", allowed=_allow(methods))
         return handler(request, **request.path_parameters)
+
+
+def _allow(methods: Mapping[str, Handler]) -> list[str]:
+    return [*methods, "OPTIONS"]
 
 
 def task_response(

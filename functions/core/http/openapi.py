@@ -16,6 +16,23 @@ from core.services.webhooks import MAX_URL_LENGTH, WEBHOOK_HEADER
 _TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before polling", "schema": {"type": "integer"}}}
+_REDIRECT = {
+    "name": "redirect",
+    "in": "query",
+    "required": False,
+    "description": "false: 200 with {input} or, for an input kept in the payload bucket, {input_url, input_bytes, "
+    "expires_in} rather than a 303 (for browser pages, whose fetch cannot follow it)",
+    "schema": {"type": "boolean", "default": True},
+}
+_INPUT_LINK = {
+    "type": "object",
+    "required": ["input_url", "input_bytes", "expires_in"],
+    "properties": {
+        "input_url": {"type": "string"},
+        "input_bytes": {"type": ["integer", "null"]},
+        "expires_in": {"type": "integer"},
+    },
+}
 _STATUSES = [status.value for status in TaskStatus]
 _LIST_PARAMETERS = [
     {
@@ -160,8 +177,25 @@ def openapi_document() -> dict[str, Any]:
             "get": {
                 "operationId": f"get_input_{name}",
                 "summary": "The task's input, as it was accepted",
+                "parameters": [_REDIRECT],
                 "responses": {
-                    "200": {"description": "The input", "content": {"application/json": {"schema": input_ref}}},
+                    "200": {
+                        "description": "The input (with redirect=false: in `input`, or where to download it)",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "anyOf": [
+                                        input_ref,
+                                        {"type": "object", "required": ["input"], "properties": {"input": input_ref}},
+                                        _INPUT_LINK,
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    "303": {
+                        "description": "Kept in the payload bucket: its download link (Location), valid 15 minutes"
+                    },
                     **dict.fromkeys(("400", "404", "500", "503"), _PROBLEM),
                 },
             },

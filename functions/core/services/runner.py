@@ -52,7 +52,8 @@ def describe(error: BaseException) -> TaskFailure:
     """A task's failure as the API shows it; invalid input keeps its per-field errors, as a 422 would give them."""
     if isinstance(error, InvalidInput):
         errors = tuple(error.extra.get("errors", ()))
-        return TaskFailure(type="InvalidInput", message=str(error)[:2000], errors=errors)
+        omitted = int(error.extra.get("errors_omitted", 0))
+        return TaskFailure(type="InvalidInput", message=str(error)[:2000], errors=errors, errors_omitted=omitted)
     return TaskFailure(type=type(error).__name__, message=str(error)[:2000] or type(error).__name__)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -34,8 +35,21 @@ MAX_URL_LENGTH = 2048
 # A receiver is expected to answer at once (and do its work later): a slow one holds the webhook function.
 CONNECT_TIMEOUT_SECONDS = 3.0
 READ_TIMEOUT_SECONDS = 10.0
-# ChangeMessageVisibility allows at most 12 hours.
+# The longest wait between two attempts: a receiver that is back is tried again within 12 hours.
 MAX_RETRY_DELAY_SECONDS = 43_200
+# SendMessage hides a new message for at most 15 minutes (DelaySeconds).
+MAX_SEND_DELAY_SECONDS = 900
+# ChangeMessageVisibility: "the visibility timeout for a message cannot exceed 12 hours from the time of the
+# ReceiveMessage request", however often it is extended (Amazon SQS API Reference, ChangeMessageVisibility).
+RECEIVE_WINDOW_SECONDS = 43_200
+# What may have passed since that receive when the function hides the message: the poller's batching window and the
+# invocation (the webhook function's Timeout), within the queue's visibility timeout, after which the receipt is no
+# longer the message's. A template test keeps both below this margin.
+RECEIVE_LAG_SECONDS = 3_600
+# The longest one hiding of a received message may be, inside the 12 hours of the receive it is made in.
+MAX_HIDE_SECONDS = RECEIVE_WINDOW_SECONDS - RECEIVE_LAG_SECONDS
+# A message received this close to its attempt's due time is attempted at once rather than hidden again.
+DUE_TOLERANCE_SECONDS = 1.0
 # Below the webhook queue's maxReceiveCount (template.yaml), which only catches a message the function cannot handle.
 MAX_RETRIES = 40
 # Within the webhook queue's retention (14 days, the most SQS keeps a message), with a day to spare.
@@ -170,14 +184,19 @@ class DeliveryFailed(Exception):
     """The receiver could not be reached or did not answer 2xx: tried again later."""
 
 
-class Delivery(msgspec.Struct, frozen=True):
+class Delivery(msgspec.Struct, frozen=True, omit_defaults=True):
     """One webhook delivery, as the notifier queues it: the body is fixed once, so every retry sends the same bytes
-    under the same webhook-id."""
+    under the same webhook-id. Each retry is a new message that carries its attempt's number and due time."""
 
     webhook_id: str
     task_id: str
     url: str
     body: str
+    # None on the notifier's message (and on one queued before retries were messages of their own): its receive
+    # count is the attempt.
+    attempt: int | None = None
+    # When this attempt is due (epoch seconds); None: at once.
+    due_at: float | None = None
 
     @classmethod
     def of(cls, event: TaskEvent) -> Delivery:
@@ -285,16 +304,26 @@ class RetrySchedule(msgspec.Struct, frozen=True):
 
 
 class RetryQueue(Protocol):
-    def retry_later(self, receipt_handle: str, seconds: int) -> None:
-        """Show the received delivery again in `seconds` (QueueUnavailable when that cannot be set)."""
+    def send_later(self, body: str, delay_seconds: int) -> None:
+        """Queue a new delivery message, hidden for `delay_seconds` (at most MAX_SEND_DELAY_SECONDS);
+        QueueUnavailable when it was not taken."""
+
+    def hide(self, receipt_handle: str, seconds: int) -> None:
+        """Keep a received message hidden for `seconds` from now (at most MAX_HIDE_SECONDS; QueueUnavailable)."""
 
     def dead_letter(self, body: str) -> None:
         """Keep a delivery that will not be tried again in the dead-letter queue (QueueUnavailable on failure)."""
 
 
 class WebhookSender:
-    """The webhook function's work: each delivery of a batch POSTed, signed; a failed one shown again after the
-    schedule's next delay (ApproximateReceiveCount is the attempt), dead-lettered once the schedule is used up."""
+    """The webhook function's work: each delivery of a batch POSTed, signed; after a failed attempt the next is a new
+    message due after the schedule's next delay, and the delivery is dead-lettered once the schedule is used up.
+
+    A new message per attempt, because SQS cannot hide one message for a day: ChangeMessageVisibility keeps a message
+    hidden at most 12 hours from the receive that returned it, and extending does not restart that clock. A new
+    message is hidden for up to 15 minutes (DelaySeconds); received before its attempt is due, it is hidden again for
+    what is left, at most MAX_HIDE_SECONDS, well inside the 12 hours of that receive. Each message's receive count
+    then stays small (below the queue's maxReceiveCount) whatever the schedule."""
 
     def __init__(
         self,
@@ -332,15 +361,18 @@ class WebhookSender:
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
 
     def _handled(self, record: Mapping[str, Any]) -> bool:
-        """Whether the message is done with: delivered, or dead-lettered."""
+        """Whether the message is done with: delivered, dead-lettered, or followed by its next attempt's message."""
         body = str(record["body"])
-        attempt = int(record["attributes"]["ApproximateReceiveCount"])
         try:
             delivery = Delivery.from_message(body)
         except MalformedRequest:
             logger.error("unreadable webhook delivery; dead-lettered", message_id=record["messageId"])
             return self._dead_lettered(body)
+        attempt = delivery.attempt or int(record["attributes"]["ApproximateReceiveCount"])
         log: dict[str, object] = {"task_id": delivery.task_id, "webhook_id": delivery.webhook_id, "attempt": attempt}
+        now = self._clock().timestamp()
+        if delivery.due_at is not None and delivery.due_at - now > DUE_TOLERANCE_SECONDS:
+            return self._hidden_until_due(str(record["receiptHandle"]), delivery.due_at - now, log)
         try:
             self.deliver(delivery)
         except WebhookRefused as refused:
@@ -352,14 +384,26 @@ class WebhookSender:
                 logger.error("webhook not delivered after every retry; dead-lettered", reason=str(failed), extra=log)
                 return self._dead_lettered(body)
             logger.warning("webhook not delivered; tried again later", reason=str(failed), retry_in=delay, extra=log)
+            following = msgspec.structs.replace(delivery, attempt=attempt + 1, due_at=now + delay)
             try:
-                self._queue.retry_later(str(record["receiptHandle"]), delay)
+                self._queue.send_later(following.to_message(), min(delay, MAX_SEND_DELAY_SECONDS))
             except QueueUnavailable:
-                # The message reappears after the queue's own visibility timeout instead.
-                logger.exception("could not set the delivery's next attempt", extra=log)
-            return False
+                # This message comes back after the queue's visibility timeout, and this attempt is made again.
+                logger.exception("could not queue the delivery's next attempt", extra=log)
+                return False
+            return True
         logger.info("webhook delivered", extra=log)
         return True
+
+    def _hidden_until_due(self, receipt_handle: str, wait: float, log: dict[str, object]) -> bool:
+        """A message received before its attempt is due goes back, hidden until then (or as long as one hiding
+        may be): reported failed, so that it stays in the queue."""
+        try:
+            self._queue.hide(receipt_handle, min(math.ceil(wait), MAX_HIDE_SECONDS))
+        except QueueUnavailable:
+            # It comes back after the queue's visibility timeout instead, and is hidden again then.
+            logger.exception("could not hide a delivery until its attempt is due", extra=log)
+        return False
 
     def _dead_lettered(self, body: str) -> bool:
         try:

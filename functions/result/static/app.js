@@ -5,9 +5,17 @@
 const base = new URL(".", window.location.href);
 const TOKEN_KEY = "lrt-token";
 const REFRESH_MS = 2000;
+// An input kept in the payload bucket is shown as a link, valid 15 minutes: asked for again after 10.
+const INPUT_LINK_MS = 10 * 60 * 1000;
+const IAM_ONLY = "This API takes only AWS IAM (SigV4-signed) requests, which a web page cannot make, so the dashboard " +
+  "cannot show its tasks. The dashboard serves an API deployed with AuthType JWT (paste a bearer token above) or NONE; " +
+  "for this one use the CLI: lrt --auth sigv4 ls";
 
 const $ = (id) => document.getElementById(id);
-const state = { schemas: {}, tasks: {}, items: [], extra: [], cursor: null, timer: null, selected: null, loading: false };
+const state = {
+  schemas: {}, tasks: {}, items: [], extra: [], cursor: null, timer: null, selected: null, loading: false,
+  inputs: {}, iamOnly: false,
+};
 
 // ---- the token: from the URL's fragment (never sent to a server) or pasted; kept in sessionStorage at most
 
@@ -37,14 +45,29 @@ async function api(method, path, body) {
     notice("The API cannot be reached: is it running?");
     throw error;
   }
-  if (response.status === 401) notice("This API wants a bearer token: paste one above, or open this page with #token=… in its address.");
-  else if (response.status === 403) notice("This API refused the request. An API with IAM auth takes signed requests only: use the CLI (lrt ls).");
   let data = null;
   const text = await response.text();
   if (text) {
     try { data = JSON.parse(text); } catch { data = { detail: text }; }
   }
+  if (response.status === 401) notice("This API wants a bearer token: paste one above, or open this page with #token=… in its address.");
+  else if (response.status === 403 && refusedByGateway(response)) iamOnly();
+  else if (response.status === 403) notice((data && data.detail) || "This API refused the request.");
   return { status: response.status, data };
+}
+
+// The API's functions answer every error as application/problem+json. A 403 in any other form is API Gateway's own
+// ({"message": …}, with an x-amzn-errortype header: "How do I troubleshoot HTTP 403 errors from API Gateway?"), and
+// with the routes' authorizers that the template sets, only its IAM authorization answers 403 (a JWT authorizer
+// refuses a missing or bad token with 401): the request was not signed with SigV4, which a page cannot do.
+function refusedByGateway(response) {
+  return !(response.headers.get("Content-Type") || "").startsWith("application/problem+json");
+}
+
+function iamOnly() {
+  state.iamOnly = true;
+  clearTimeout(state.timer);
+  notice(IAM_ONLY);
 }
 
 function notice(text) {
@@ -270,7 +293,7 @@ function row(item) {
 async function showDetail(task, id, focus) {
   state.selected = { task, id };
   const path = `${encodeURIComponent(task)}/${id}`;
-  const [shown, given] = await Promise.all([api("GET", path), api("GET", `${path}/input`)]);
+  const [shown, given] = await Promise.all([api("GET", path), input(path, id)]);
   if (shown.status !== 200 && shown.status !== 202) return;
   const record = shown.data;
   const section = $("detail");
@@ -282,7 +305,7 @@ async function showDetail(task, id, focus) {
     if (record[key] === undefined || record[key] === null) continue;
     fields.append(element("dt", key.replace("_", " ")), element("dd", record[key]));
   }
-  $("detail-input").textContent = given.status === 200 ? JSON.stringify(given.data, null, 2) : given.status === 303 ? "kept apart (large): GET …/input follows a link to it" : "";
+  showInput(given);
   let heading = "Result";
   let outcome = "";
   if (record.status === "succeeded") outcome = "result" in record ? JSON.stringify(record.result, null, 2) : `${record.result_bytes} bytes: open ${path}/result`;
@@ -293,10 +316,46 @@ async function showDetail(task, id, focus) {
   if (focus) $("detail-heading").focus();
 }
 
+// A task's input never changes: asked for once (and an input kept apart again when its link is about to expire). With
+// redirect=false the API answers {"input"} or, for an input kept in the payload bucket, {"input_url"}: the 303 it gives
+// otherwise is of no use to fetch (with redirect "manual" an opaque redirect, status 0; followed, a link to S3's
+// origin, which this page's Content-Security-Policy and S3's CORS rules keep its script from reading).
+async function input(path, id) {
+  const known = state.inputs[id];
+  if (known && (!known.given.data || !known.given.data.input_url || Date.now() - known.at < INPUT_LINK_MS)) return known.given;
+  const given = await api("GET", `${path}/input?redirect=false`);
+  if (given.status === 200) state.inputs[id] = { at: Date.now(), given };
+  return given;
+}
+
+function showInput(given) {
+  const pane = $("detail-input");
+  const data = given.status === 200 ? given.data : null;
+  if (!data) {
+    pane.textContent = given.status ? `The input could not be read (${given.status}).` : "";
+    return;
+  }
+  if ("input" in data) {
+    pane.textContent = JSON.stringify(data.input, null, 2);
+    return;
+  }
+  // A link the API presigned: https (or the local stack's http), never a script's URL.
+  const url = new URL(String(data.input_url), window.location.href);
+  const size = Number.isInteger(data.input_bytes) ? `, ${data.input_bytes.toLocaleString()} bytes` : "";
+  const text = document.createTextNode(`Kept in the payload bucket${size}: `);
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    pane.replaceChildren(text, document.createTextNode("(no link)"));
+    return;
+  }
+  const link = element("a", "download it", { href: url.href, target: "_blank", rel: "noopener noreferrer", id: "detail-input-link" });
+  pane.replaceChildren(text, link, document.createTextNode(" (the link is valid 15 minutes)."));
+}
+
 // ---- wiring
 
 function schedule() {
   clearTimeout(state.timer);
+  if (state.iamOnly) return;
   state.timer = setTimeout(async () => {
     if (document.visibilityState === "visible") await refresh();
     schedule();
@@ -315,7 +374,9 @@ document.addEventListener("DOMContentLoaded", () => {
     const value = $("token").value.trim();
     if (value) sessionStorage.setItem(TOKEN_KEY, value);
     $("token").value = "";
+    state.iamOnly = false;
     if (await loadDocument()) await refresh();
+    schedule();
   });
   $("forget").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); notice("Token forgotten."); });
   $("filters").addEventListener("change", () => {
