@@ -115,3 +115,31 @@ def step_overhead_in_process(steps: int = 60, runs: int = 5) -> dict[str, Any]:
         one, many = timed(1), timed(steps)
         per_step.append((many - one) / (steps - 1) * 1000)
     return {"steps": steps, "runs": runs, "ms_per_step_median": round(statistics.median(per_step), 2)}
+
+
+EMPTY_STEPS_MODULE = "bench.empty_steps"
+
+
+def step_overhead_local(steps: int = 20, runs: int = 5) -> dict[str, Any]:
+    """Milliseconds a checkpointed step adds on the local stack (the real runner in its own processes, checkpoints
+    through the stack's Lambda service to the SDK's emulator, each step's start written to the table): a task of
+    `steps` empty steps against one of a single step, each timed by its record (from its first invocation's start to
+    its outcome, so the client's polling is not counted), per step, median of `runs`."""
+    from lrt import TaskClient
+
+    from devstack.stack import LocalStack
+
+    def timed(client: TaskClient, count: int) -> float:
+        task = client.submit("empty-steps", steps=count)
+        done = client.wait("empty-steps", task.task_id, timeout=120)
+        assert done.status == "succeeded" and done.started_at and done.finished_at, done
+        return (done.finished_at - done.started_at).total_seconds()
+
+    per_step = []
+    with LocalStack(port=0, task_modules=[EMPTY_STEPS_MODULE]) as stack:
+        client = TaskClient(stack.api_url)
+        timed(client, 1)  # the runner's environment warm, as in use
+        for _ in range(runs):
+            one, many = timed(client, 1), timed(client, steps)
+            per_step.append((many - one) / (steps - 1) * 1000)
+    return {"steps": steps, "runs": runs, "ms_per_step_median": round(statistics.median(per_step), 1)}
