@@ -23,6 +23,14 @@ class MalformedRequest(ApiError):
     title = "Malformed request"
 
 
+class UnknownCaller(ApiError):
+    """The authorizer let the request through, but its context names nobody a task could belong to (a valid JWT
+    without a `sub` claim, or with an empty one)."""
+
+    status = 403
+    title = "Caller not identified"
+
+
 class TaskNotFound(ApiError):
     status = 404
     title = "Not found"

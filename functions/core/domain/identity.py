@@ -5,22 +5,44 @@
 - JWT: the token's issuer and subject (`<iss>#<sub>`; an OIDC issuer URL has no fragment, so `#` never occurs in
   it and two (issuer, subject) pairs never give one owner).
 - No authorizer (AuthType NONE): everyone is the one public caller, and every task is shared.
+
+An owner is a key of the table's owner index, which DynamoDB caps at 2,048 bytes: a longer identity (a JWT's `sub`
+may be any length) is kept as its SHA-256 digest, in a form that no identity above can take (none begins with `#`).
+Every identity that fits keeps its own form, as it always had.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from core.errors import UnknownCaller
+
+__all__ = ["MAX_OWNER_BYTES", "PUBLIC", "UnknownCaller", "owner_key", "owner_of", "role_arn"]
+
 PUBLIC = "public"
 """The owner of every task when the API has no authorizer (AuthType NONE)."""
+
+# DynamoDB's limit on a partition key's value; the owner is the owner index's (template.yaml, TasksTable).
+MAX_OWNER_BYTES = 2048
+_DIGEST_PREFIX = "#sha256:"
 
 _ASSUMED_ROLE = re.compile(r"^arn:(?P<partition>[\w-]+):sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/.+$")
 
 
-class UnknownCaller(Exception):
-    """The authorizer's context names nobody; API Gateway would not have let the request through."""
+def owner_key(identity: str) -> str:
+    """The identity as the owner the table can key: itself when it fits, else its digest (no two identities share
+    one). A string that is not valid Unicode text (a lone surrogate, which JSON can carry) cannot be stored either."""
+    try:
+        encoded = identity.encode()
+    except UnicodeEncodeError:
+        encoded = identity.encode("utf-8", "surrogatepass")
+    else:
+        if len(encoded) <= MAX_OWNER_BYTES:
+            return identity
+    return _DIGEST_PREFIX + hashlib.sha256(encoded).hexdigest()
 
 
 def role_arn(principal_arn: str) -> str:
@@ -39,13 +61,14 @@ def owner_of(authorizer: Mapping[str, Any] | None) -> str:
     if iam:
         arn = iam.get("userArn")
         if arn:
-            return role_arn(str(arn))
-        raise UnknownCaller("an IAM authorizer context without userArn")
+            return owner_key(role_arn(str(arn)))
+        raise UnknownCaller("the request's IAM identity names no principal (no userArn)")
     jwt = authorizer.get("jwt")
     if jwt:
         claims = jwt.get("claims") or {}
         issuer, subject = claims.get("iss"), claims.get("sub")
         if issuer and subject:
-            return f"{issuer}#{subject}"
-        raise UnknownCaller("a JWT authorizer context without iss and sub claims")
-    raise UnknownCaller(f"an authorizer context of an unknown kind: {sorted(authorizer)}")
+            return owner_key(f"{issuer}#{subject}")
+        missing = " and ".join(claim for claim, value in (("iss", issuer), ("sub", subject)) if not value)
+        raise UnknownCaller(f"the token names no caller: its {missing} claim is missing or empty")
+    raise UnknownCaller(f"the request's authorizer context is of an unknown kind ({', '.join(sorted(authorizer))})")
