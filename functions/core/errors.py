@@ -55,6 +55,11 @@ class PayloadTooLarge(ApiError):
     title = "Payload too large"
 
 
+class UnsupportedMediaType(ApiError):
+    status = 415
+    title = "Unsupported media type"
+
+
 class InvalidInput(ApiError):
     status = 422
     title = "Invalid input"

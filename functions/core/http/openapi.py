@@ -48,6 +48,10 @@ _LIST_DESCRIPTION = (
     f"{MAX_EXAMINED} tasks: with a status filter it may hold fewer than limit, none even, and still have a next_cursor."
 )
 _TASK_LIST = {"application/json": {"schema": {"$ref": "#/components/schemas/TaskList"}}}
+_JSON_BODY = (
+    "Sent as Content-Type: application/json (or another application/*+json type, any charset): any other type is a "
+    "415. A request without a body needs none."
+)
 
 
 def _status_schema(result_schema: dict[str, Any]) -> dict[str, Any]:
@@ -131,11 +135,12 @@ def openapi_document() -> dict[str, Any]:
                 ],
                 "requestBody": {
                     "required": True,
+                    "description": _JSON_BODY,
                     "content": {"application/json": {"schema": input_ref}},
                 },
                 "responses": {
                     "202": {"description": "Accepted: poll the Location", "content": status, "headers": _RETRY_AFTER},
-                    **dict.fromkeys(("400", "404", "409", "413", "422", "500", "503"), _PROBLEM),
+                    **dict.fromkeys(("400", "404", "409", "413", "415", "422", "500", "503"), _PROBLEM),
                 },
             },
             "get": {
