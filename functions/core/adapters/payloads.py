@@ -14,6 +14,7 @@ Above ≈ 2 KB the bucket is cheaper for an input; a result, written once and re
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -24,6 +25,16 @@ from core.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+# What S3 answers for a key we named that holds nothing (never uploaded, expired, deleted, or another caller's upload
+# id, whose key has another owner's digest): 404 to a role allowed s3:ListBucket, 403 to one that is not
+# (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html, "Permissions"). The functions are not: the
+# grant would let submit and the worker list every caller's upload keys, and AWS documents no way to scope it (an
+# s3:prefix condition) that still counts for a read's 404. Their own policies allow reading every key they name, so a
+# 403 on one means it is absent. HeadObject's error has no body: its code is the status.
+_ABSENT = frozenset({"NoSuchKey", "404", "AccessDenied", "403"})
 
 # An input this large or smaller stays in the record.
 INLINE_INPUT_MAX_BYTES = 2 * 1024
@@ -85,6 +96,14 @@ def _translated(error: Exception) -> Exception:
     return error
 
 
+def _absent(error: Exception, key: str) -> bool:
+    code = error_code(error)
+    if code in ("AccessDenied", "403"):
+        # Logged, should a policy ever deny a read it was meant to allow: the object would look absent.
+        logger.info("the payload bucket denied a read: taken as no such object", extra={"key": key})
+    return code in _ABSENT
+
+
 class S3PayloadStore:
     def __init__(self, bucket: str, client: Callable[[], S3Client]) -> None:
         self._bucket = bucket
@@ -105,7 +124,7 @@ class S3PayloadStore:
         try:
             response = self._client.get_object(Bucket=self._bucket, Key=key)
         except AwsError as error:
-            if error_code(error) in ("NoSuchKey", "404"):
+            if _absent(error, key):
                 return None
             raise _translated(error) from error
         return response["Body"].read()
@@ -114,7 +133,7 @@ class S3PayloadStore:
         try:
             response = self._client.head_object(Bucket=self._bucket, Key=key)
         except AwsError as error:
-            if error_code(error) in ("NoSuchKey", "404"):
+            if _absent(error, key):
                 return None
             raise _translated(error) from error
         return int(response["ContentLength"])

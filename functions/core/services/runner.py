@@ -321,7 +321,9 @@ class TaskRunner:
             return json.loads(record.input_json or "null")
         data = self._payloads.get(record.input_ref)
         if data is None:
-            raise InputGone(f"the task's input ({record.input_ref}) is no longer in the payload bucket")
+            raise InputGone(
+                f"the task's input is gone: {record.input_ref} is no longer in the payload bucket (expired or deleted)"
+            )
         return decode_input(data, record.task)
 
     def _stored(self, record: TaskRecord, result: bytes) -> dict[str, Any]:
