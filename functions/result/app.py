@@ -94,7 +94,7 @@ def show_input(request: Request, task: str, task_id: str) -> dict[str, Any]:
     logger.set_correlation_id(task_id)
     record = service().get(task, task_id, owner=request.owner)
     if record.input_json is None and record.input_ref is not None:
-        return see_other(payload_store().download_url(record.input_ref, RESULT_URL_SECONDS))
+        return see_other(payload_store().download_url(record.input_ref, RESULT_URL_SECONDS, record.input_version))
     return response(200, record.input_json or "null", "application/json")
 
 

@@ -384,10 +384,14 @@ def test_template_each_function_may_touch_only_the_payload_prefixes_it_uses(reso
     }
     assert _object_grants(resources, "WorkerFunction") == {
         "s3:GetObject": {"inputs", "uploads"},
+        "s3:GetObjectVersion": {"uploads"},  # an upload as its task was accepted
         "s3:PutObject": {"results"},
     }
-    # Download links: of results (GET .../result), and of inputs kept apart (GET .../input).
-    assert _object_grants(resources, "ResultFunction") == {"s3:GetObject": {"results", "inputs", "uploads"}}
+    # Download links: of results (GET .../result), and of inputs kept apart (GET .../input), an upload's in its version.
+    assert _object_grants(resources, "ResultFunction") == {
+        "s3:GetObject": {"results", "inputs", "uploads"},
+        "s3:GetObjectVersion": {"uploads"},
+    }
     assert _object_grants(resources, "DeadLetterFunction") == {}
     assert _object_grants(resources, "NotifierFunction") == {}
     assert _object_grants(resources, "WebhookFunction") == {}
@@ -402,10 +406,24 @@ def test_template_payload_bucket_is_private_encrypted_tls_only_and_expires_with_
     )
     (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
-    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
-    assert (rule["Status"], rule["ExpirationInDays"]) == ("Enabled", {"Ref": "TaskRetentionDays"})
-    assert "Prefix" not in rule  # every object
-    assert "Filter" not in rule
+    # Versions: a task reads its upload as it was accepted, whatever is posted to the form after.
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    rules = {rule.get("Prefix"): rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    assert all(rule["Status"] == "Enabled" for rule in rules.values())
+    retention = {"Ref": "TaskRetentionDays"}
+    # Every prefix the functions write expires, and no version outlives what reads it: inputs and results are
+    # written once, with their task; an upload's version is read as long as its task lives, from when it stops being
+    # the current one (a day after its form, or when the form is posted again).
+    expiry = {
+        prefix: (rule["ExpirationInDays"], rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        for prefix, rule in rules.items()
+        if prefix
+    }
+    assert expiry == {"inputs/": (retention, 1), "results/": (retention, 1), "uploads/": (1, retention)}
+    assert {prefix.rstrip("/") for prefix in expiry} == set(PAYLOAD_PREFIXES)
+    clean_up = rules[None]  # every object: delete markers left alone, unfinished uploads
+    assert clean_up["ExpiredObjectDeleteMarker"] is True
+    assert clean_up["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
     (statement,) = resources["PayloadBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert (statement["Effect"], statement["Principal"], statement["Action"]) == ("Deny", "*", "s3:*")
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

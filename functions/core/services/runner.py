@@ -319,10 +319,13 @@ class TaskRunner:
     def _inputs_of(self, record: TaskRecord) -> Any:
         if record.input_ref is None:
             return json.loads(record.input_json or "null")
-        data = self._payloads.get(record.input_ref)
+        data = self._payloads.get(record.input_ref, record.input_version)
         if data is None:
             raise InputGone(
-                f"the task's input is gone: {record.input_ref} is no longer in the payload bucket (expired or deleted)"
+                f"the task's input is gone: {record.input_ref} (version {record.input_version}) is no longer in the "
+                "payload bucket (expired or deleted)"
+                if record.input_version
+                else f"the task's input is gone: {record.input_ref} is no longer in the payload bucket (expired or deleted)"
             )
         return decode_input(data, record.task)
 

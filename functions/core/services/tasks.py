@@ -36,7 +36,7 @@ from core.domain.listing import (
     write_cursor,
 )
 from core.domain.records import TaskRecord, TaskStatus
-from core.domain.store import TaskStore, TransitionRefused
+from core.domain.store import TaskStore, TransitionRefused, UploadTaken
 from core.errors import Conflict, InvalidInput, MalformedRequest, QueueUnavailable, StoreUnavailable, TaskNotFound
 from core.services.webhooks import UrlPolicy, check_url
 
@@ -158,8 +158,9 @@ class TaskService:
             if not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
                 raise MalformedRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
             task_id = idempotent_task_id(self._id_secret(), task_name, owner, idempotency_key)
+        input_version = None
         if upload_id is not None:
-            input_json, input_ref = None, self._uploaded(owner, upload_id, inputs)
+            input_json, (input_ref, input_version) = None, self._uploaded(owner, upload_id, inputs)
             fingerprint = f"upload {upload_id}"
         else:
             if not isinstance(inputs, dict):
@@ -189,10 +190,17 @@ class TaskService:
             retry_after_seconds=definition.retry_after_seconds,
             expected_seconds=definition.expected_seconds,
             input_ref=input_ref,
+            input_version=input_version,
             webhook_url=webhook_url,
         )
         try:
-            self._store.create(record, now)
+            self._store.create(record, now, upload=input_ref if upload_id is not None else None)
+        except UploadTaken as taken:
+            raise Conflict(
+                f"{UPLOAD_HEADER} names an upload that is the input of task {taken.task_id} already: an upload serves "
+                "one task (POST /uploads again for another)",
+                errors=[{"field": UPLOAD_HEADER, "message": "the upload serves another task", "type": "conflict"}],
+            ) from taken
         except TransitionRefused as refused:
             existing = refused.current
             if (
@@ -212,9 +220,10 @@ class TaskService:
         self._enqueue(record)
         return Submission(record)
 
-    def _uploaded(self, owner: str, upload_id: str, body: Any) -> str:
-        """The key of the caller's own upload named by the Input-Upload header; 422 naming the header when there is
-        none (another caller's upload id names nothing: the key holds the owner's digest)."""
+    def _uploaded(self, owner: str, upload_id: str, body: Any) -> tuple[str, str | None]:
+        """The key of the caller's own upload named by the Input-Upload header, and the version of it there now (the
+        task runs on those bytes); 422 naming the header when there is none (another caller's upload id names
+        nothing: the key holds the owner's digest)."""
         if body is not None:
             raise MalformedRequest(f"send the inputs either in the body or as an upload ({UPLOAD_HEADER}), not both")
         try:
@@ -222,14 +231,12 @@ class TaskService:
         except ValueError:
             raise _upload_refused("is not an upload id") from None
         key = upload_key(owner, upload_id)
-        size = self._payloads_or_fail().size(key)
-        if size is None:
-            raise _upload_refused(
-                "names no upload of yours: upload first (POST /uploads), and submit within the retention"
-            )
-        if size > MAX_UPLOAD_BYTES:
-            raise _upload_refused(f"is {size} bytes; at most {MAX_UPLOAD_BYTES} are accepted")
-        return key
+        stored = self._payloads_or_fail().head(key)
+        if stored is None:
+            raise _upload_refused("names no upload of yours: upload first (POST /uploads), and submit within a day")
+        if stored.size > MAX_UPLOAD_BYTES:
+            raise _upload_refused(f"is {stored.size} bytes; at most {MAX_UPLOAD_BYTES} are accepted")
+        return key, stored.version
 
     def _send(self, record: TaskRecord, delay_seconds: int = 0) -> None:
         if self._queue is None:
