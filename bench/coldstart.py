@@ -54,6 +54,7 @@ ENVIRONMENT = {
     "MAX_RECEIVE_COUNT": "3",
     "MULTIPLY_DELAY_SECONDS": "0",
     "WEBHOOK_URL_POLICY": "public",
+    "WORKER_MEMORY_MB": "512",
     "POWERTOOLS_SERVICE_NAME": "long-running-tasks",
     "POWERTOOLS_METRICS_NAMESPACE": "LongRunningTasks",
     "POWERTOOLS_LOG_LEVEL": "INFO",

@@ -30,6 +30,7 @@ LAMBDA_ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME": "long-running-tasks",
     "POWERTOOLS_METRICS_NAMESPACE": "LongRunningTasks",
     "WEBHOOK_URL_POLICY": "public",
+    "WORKER_MEMORY_MB": "512",
     "TASK_EVENTS": "Enabled",
     "EVENT_BUS_NAME": "local-tasks",
     "WEBHOOK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/WebhookQueue",

@@ -53,6 +53,8 @@ class SubmitSettings(Settings, frozen=True):
     id_secret_arn: str
     # Which Webhook-URL a submission may name (core.services.webhooks.UrlPolicy).
     webhook_url_policy: UrlPolicy
+    # The worker's memory (WorkerMemorySize), which bounds the inputs a task can take (core.adapters.payloads.InputLimit).
+    worker_memory_mb: int
 
     @classmethod
     def from_env(cls) -> SubmitSettings:
@@ -61,6 +63,7 @@ class SubmitSettings(Settings, frozen=True):
             queue_url=_required("QUEUE_URL"),
             id_secret_arn=_required("TASK_ID_SECRET_ARN"),
             webhook_url_policy=_url_policy(),
+            worker_memory_mb=_positive_int("WORKER_MEMORY_MB"),
         )
 
 

@@ -3,13 +3,14 @@ inputs too large for a request are uploaded there by the caller, never passing t
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from core.adapters.payloads import INLINE_INPUT_MAX_BYTES, INLINE_RESULT_MAX_BYTES, RESULT_URL_SECONDS
+from core.adapters.payloads import INLINE_INPUT_MAX_BYTES, INLINE_RESULT_MAX_BYTES, RESULT_URL_SECONDS, InputLimit
 from result.app import lambda_handler as result_handler
 from tests.support.driver import Driver, HttpResponse, iam_caller
 from tests.support.events import http_event, lambda_context
@@ -123,14 +124,73 @@ def test_an_upload_form_is_for_its_caller_alone(driver: Driver) -> None:
     assert refused.body["errors"] == never.body["errors"]
 
 
-def test_an_upload_form_is_a_presigned_post_limited_to_a_gigabyte(driver: Driver) -> None:
+def _policy_range(form: dict[str, Any]) -> list[Any]:
+    policy = json.loads(base64.b64decode(form["fields"]["policy"]))
+    (limits,) = [c for c in policy["conditions"] if isinstance(c, list) and c[0] == "content-length-range"]
+    return list(limits)
+
+
+def test_an_upload_form_without_a_size_allows_what_the_workers_memory_can_take(driver: Driver) -> None:
+    # GIVEN the template's WorkerMemorySize (512 MB), as the tests' environment gives it
+    most = InputLimit(512).max_bytes
+    assert 12 * 1024**2 < most < 13 * 1024**2
+
+    # WHEN an old client asks for a form without declaring a size
     created = driver.create_upload(caller=ALICE).body
 
-    policy = json.loads(__import__("base64").b64decode(created["fields"]["policy"]))
-    assert ["content-length-range", 1, 1024**3] in policy["conditions"]
-    assert created["max_bytes"] == 1024**3
+    # THEN S3 will refuse a file larger than a task can take
+    assert _policy_range(created) == ["content-length-range", 1, most]
+    assert created["max_bytes"] == most
     assert created["fields"]["key"].endswith(created["upload_id"])
     assert created["header"] == "Input-Upload"
+
+
+def test_an_upload_form_allows_the_size_declared(driver: Driver) -> None:
+    created = driver.create_upload(caller=ALICE, body={"bytes": 5000})
+
+    assert created.status == 201, created.body
+    assert _policy_range(created.body) == ["content-length-range", 1, 5000]
+    assert created.body["max_bytes"] == 5000
+
+
+def test_a_declared_size_larger_than_a_task_can_take_is_a_413_that_says_why(driver: Driver) -> None:
+    most = InputLimit(512).max_bytes
+
+    refused = driver.create_upload(caller=ALICE, body={"bytes": most + 1})
+
+    assert refused.status == 413
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert f"up to {most} bytes" in refused.body["detail"]
+    assert "WorkerMemorySize" in refused.body["detail"]
+    assert refused.body["max_bytes"] == most
+    assert driver.create_upload(caller=ALICE, body={"bytes": most}).status == 201
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fields"),
+    [
+        pytest.param({"bytes": 0}, 422, ["bytes"], id="zero"),
+        pytest.param({"bytes": -5}, 422, ["bytes"], id="negative"),
+        pytest.param({"bytes": "100"}, 422, ["bytes"], id="a string"),
+        pytest.param({"bytes": True}, 422, ["bytes"], id="a boolean"),
+        pytest.param({"bytes": 10.5}, 422, ["bytes"], id="a fraction"),
+        pytest.param({"size": 100}, 422, ["bytes", "size"], id="another name"),
+        pytest.param({"bytes": 100, "name": "x"}, 422, ["name"], id="an unknown field"),
+        pytest.param([100], 400, None, id="not an object"),
+        pytest.param("null", 400, None, id="null"),
+        pytest.param("\n", 400, None, id="blank"),
+    ],
+)
+def test_a_bad_upload_request_is_refused(driver: Driver, body: Any, status: int, fields: list[str] | None) -> None:
+    refused = driver.create_upload(caller=ALICE, body=body)
+
+    assert refused.status == status, refused.body
+    if fields is not None:
+        assert [error["field"] for error in refused.body["errors"]] == fields
+
+
+def test_a_declared_size_may_be_written_as_a_whole_float(driver: Driver) -> None:
+    assert driver.create_upload(caller=ALICE, body={"bytes": 5000.0}).body["max_bytes"] == 5000
 
 
 @pytest.mark.parametrize(

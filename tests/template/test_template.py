@@ -397,6 +397,13 @@ def test_template_each_function_may_touch_only_the_payload_prefixes_it_uses(reso
     assert _object_grants(resources, "WebhookFunction") == {}
 
 
+def test_template_submit_bounds_inputs_by_the_workers_memory(resources: dict[str, Any]) -> None:
+    # The largest input a task can take (POST /uploads' 413, the form's limit) follows WorkerMemorySize.
+    variables = resources["SubmitFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["WORKER_MEMORY_MB"] == {"Ref": "WorkerMemorySize"}
+    assert resources["WorkerFunction"]["Properties"]["MemorySize"] == {"Ref": "WorkerMemorySize"}
+
+
 def test_template_payload_bucket_is_private_encrypted_tls_only_and_expires_with_the_tasks(
     resources: dict[str, Any],
 ) -> None:

@@ -29,6 +29,14 @@ def test_worker_settings_reject_a_bad_receive_count(monkeypatch: pytest.MonkeyPa
         WorkerSettings.from_env()
 
 
+@pytest.mark.parametrize("value", ["", "512MB", "0"])
+def test_submit_settings_need_the_workers_memory(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("WORKER_MEMORY_MB", value)
+
+    with pytest.raises(SettingsError, match="WORKER_MEMORY_MB"):
+        SubmitSettings.from_env()
+
+
 def test_worker_settings_read_the_receive_count(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_RECEIVE_COUNT", "5")
 

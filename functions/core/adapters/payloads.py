@@ -44,8 +44,16 @@ _ABSENT = frozenset({"NoSuchKey", "NoSuchVersion", "404", "AccessDenied", "403"}
 INLINE_INPUT_MAX_BYTES = 2 * 1024
 # A result this large or smaller stays in the record, and GET shows it inline as the original API did.
 INLINE_RESULT_MAX_BYTES = 8 * 1024
-# The largest input a caller may upload.
+# The most an upload form ever allows, whatever the worker's memory (InputLimit is lower at every memory Lambda has).
 MAX_UPLOAD_BYTES = 1024**3
+MIB = 1024 * 1024
+# What the worker holds before it reads an input: 61 MB measured (its handler's imports and numpy, docs/performance.md),
+# with room for Lambda's own runtime in the same memory.
+WORKER_BASELINE_MB = 100
+# The worker's peak memory per byte of JSON input while it reads, parses, validates and runs the task: 21.8 measured
+# for fit's costliest input (rows of one short number: a list, a float and pointers for every 6 bytes of text), 9.7
+# for describe's, plus half as much again for what the measurement leaves out.
+MEMORY_PER_INPUT_BYTE = 33
 # The largest result: S3's limit for one PutObject.
 MAX_RESULT_BYTES = 5 * 1024**3
 # How long an upload form may be used; an upload that starts in time may run past it.
@@ -56,6 +64,24 @@ RESULT_URL_SECONDS = 900
 
 class PayloadsUnavailable(ServiceUnavailable):
     """The payload bucket did not answer (throttled, failing on AWS's side, out of reach)."""
+
+
+class InputLimit(msgspec.Struct, frozen=True):
+    """The largest input a task can take: what a worker with `worker_memory_mb` (WorkerMemorySize) can hold while it
+    parses and runs it. A larger one would end its every delivery out of memory, and the task GaveUp."""
+
+    worker_memory_mb: int
+
+    @property
+    def max_bytes(self) -> int:
+        usable = max(0, self.worker_memory_mb - WORKER_BASELINE_MB) * MIB
+        return min(MAX_UPLOAD_BYTES, usable // MEMORY_PER_INPUT_BYTE)
+
+    def refusal(self, size: int) -> str:
+        return (
+            f"an input of {size} bytes is more than a task can take: a worker of {self.worker_memory_mb} MB "
+            f"(WorkerMemorySize) holds inputs of up to {self.max_bytes} bytes while it parses and runs them"
+        )
 
 
 class StoredObject(msgspec.Struct, frozen=True):

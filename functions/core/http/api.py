@@ -130,6 +130,11 @@ class Request(msgspec.Struct, frozen=True):
                 return str(value)
         return None
 
+    @property
+    def has_body(self) -> bool:
+        """Whether the request carries a body at all: one of blanks is a body, and not JSON."""
+        return bool(self.event.get("body"))
+
     def json_body(self, *, optional: bool = False) -> Any:
         """The JSON body: 415 when it is not sent as JSON, 413 over the size limit, 400 when it is missing (None if
         `optional`) or not JSON. A request without a body needs no Content-Type."""

@@ -16,8 +16,8 @@ import msgspec
 
 from core.adapters.payloads import (
     INLINE_INPUT_MAX_BYTES,
-    MAX_UPLOAD_BYTES,
     UPLOAD_URL_SECONDS,
+    InputLimit,
     PayloadStore,
     UploadForm,
     input_key,
@@ -37,7 +37,15 @@ from core.domain.listing import (
 )
 from core.domain.records import TaskRecord, TaskStatus
 from core.domain.store import TaskStore, TransitionRefused, UploadTaken
-from core.errors import Conflict, InvalidInput, MalformedRequest, QueueUnavailable, StoreUnavailable, TaskNotFound
+from core.errors import (
+    Conflict,
+    InvalidInput,
+    MalformedRequest,
+    PayloadTooLarge,
+    QueueUnavailable,
+    StoreUnavailable,
+    TaskNotFound,
+)
 from core.services.webhooks import UrlPolicy, check_url
 
 # The registry (and the task modules under it) is imported by submit only: GET and DELETE read the record, so the
@@ -111,6 +119,7 @@ class TaskService:
         id_secret: Callable[[], bytes] = _no_secret,
         clock: Callable[[], float] = time.time,
         webhook_url_policy: UrlPolicy = UrlPolicy.PUBLIC,
+        input_limit: InputLimit | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -121,12 +130,27 @@ class TaskService:
         self._id_secret = id_secret
         self._clock = clock
         self._webhook_url_policy = webhook_url_policy
+        # The largest input the worker can take (its memory); needed by submissions and uploads only.
+        self._input_limit = input_limit
 
-    def create_upload(self, owner: str) -> Upload:
-        """A form for uploading an input straight to the payload bucket, for `owner` alone to submit."""
+    def create_upload(self, owner: str, declared_bytes: int | None = None) -> Upload:
+        """A form for uploading an input straight to the payload bucket, for `owner` alone to submit. `declared_bytes`:
+        the file's size (upload_size), 413 when that is more than a task can take. The form allows that many bytes, or
+        without a size what a task can take: S3 refuses a larger file."""
+        limit = self._limit_or_fail()
+        max_bytes = limit.max_bytes
+        if declared_bytes is not None:
+            if declared_bytes > max_bytes:
+                raise PayloadTooLarge(limit.refusal(declared_bytes), max_bytes=max_bytes)
+            max_bytes = declared_bytes
         upload_id = str(uuid.uuid4())
-        form = self._payloads_or_fail().upload_form(upload_key(owner, upload_id), MAX_UPLOAD_BYTES, UPLOAD_URL_SECONDS)
-        return Upload(upload_id, form, self._clock() + UPLOAD_URL_SECONDS, MAX_UPLOAD_BYTES)
+        form = self._payloads_or_fail().upload_form(upload_key(owner, upload_id), max_bytes, UPLOAD_URL_SECONDS)
+        return Upload(upload_id, form, self._clock() + UPLOAD_URL_SECONDS, max_bytes)
+
+    def _limit_or_fail(self) -> InputLimit:
+        if self._input_limit is None:
+            raise RuntimeError("TaskService needs the worker's input limit to accept inputs and uploads")
+        return self._input_limit
 
     def _payloads_or_fail(self) -> PayloadStore:
         if self._payloads is None:
@@ -166,6 +190,8 @@ class TaskService:
             if not isinstance(inputs, dict):
                 raise MalformedRequest(f"the body must be a JSON object with the inputs of {task_name!r}")
             input_json, input_ref = msgspec.json.encode(definition.validate(inputs)).decode(), None
+            if len(input_json) > self._limit_or_fail().max_bytes:
+                raise PayloadTooLarge(self._limit_or_fail().refusal(len(input_json)))
             fingerprint = input_json
             if len(input_json) > INLINE_INPUT_MAX_BYTES:
                 # Too large for the record, where every write would pay for it: the bucket keeps it (claim check).
@@ -234,8 +260,13 @@ class TaskService:
         stored = self._payloads_or_fail().head(key)
         if stored is None:
             raise _upload_refused("names no upload of yours: upload first (POST /uploads), and submit within a day")
-        if stored.size > MAX_UPLOAD_BYTES:
-            raise _upload_refused(f"is {stored.size} bytes; at most {MAX_UPLOAD_BYTES} are accepted")
+        limit = self._limit_or_fail()
+        if stored.size > limit.max_bytes:
+            # Uploaded under a larger limit (WorkerMemorySize was lowered since): its every run would fail.
+            raise PayloadTooLarge(
+                f"{UPLOAD_HEADER}: {limit.refusal(stored.size)}",
+                errors=[{"field": UPLOAD_HEADER, "message": limit.refusal(stored.size), "type": "too_large"}],
+            )
         return key, stored.version
 
     def _send(self, record: TaskRecord, delay_seconds: int = 0) -> None:
@@ -324,6 +355,31 @@ class TaskService:
         page = self.list_tasks(listing)
         next_cursor = None if page.next is None else write_cursor(page.next, listing, self._id_secret())
         return {"items": [listed(record) for record in page.records], "next_cursor": next_cursor}
+
+
+# POST /uploads's optional body: {"bytes": N}, the size of the file to come, which the form then allows and no more.
+UPLOAD_SIZE_FIELD = "bytes"
+
+
+def upload_size(body: Any) -> int:
+    """The size a POST /uploads body declares: 400 when it is not a JSON object, 422 naming each wrong field."""
+    if not isinstance(body, dict):
+        raise MalformedRequest(f'the body must be a JSON object, {{"{UPLOAD_SIZE_FIELD}": <the file\'s size>}}')
+    errors = [
+        {"field": str(name), "message": "Object contains unknown field", "type": "unknown_field"}
+        for name in body
+        if name != UPLOAD_SIZE_FIELD
+    ]
+    size = body.get(UPLOAD_SIZE_FIELD)
+    if isinstance(size, float) and size.is_integer():
+        size = int(size)  # JSON has one kind of number: 1000.0 is the integer 1000
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        message = "Expected the file's size in bytes, a whole number of at least 1"
+        errors.insert(0, {"field": UPLOAD_SIZE_FIELD, "message": message, "type": "invalid"})
+    if errors:
+        raise InvalidInput("invalid upload request", errors=errors)
+    assert isinstance(size, int)
+    return size
 
 
 def _upload_refused(why: str) -> InvalidInput:
