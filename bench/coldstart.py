@@ -55,6 +55,7 @@ ENVIRONMENT = {
     "MULTIPLY_DELAY_SECONDS": "0",
     "WEBHOOK_URL_POLICY": "public",
     "WORKER_MEMORY_MB": "512",
+    "IAM_OWNER": "Role",
     "POWERTOOLS_SERVICE_NAME": "long-running-tasks",
     "POWERTOOLS_METRICS_NAMESPACE": "LongRunningTasks",
     "POWERTOOLS_LOG_LEVEL": "INFO",

@@ -31,6 +31,7 @@ LAMBDA_ENVIRONMENT = {
     "POWERTOOLS_METRICS_NAMESPACE": "LongRunningTasks",
     "WEBHOOK_URL_POLICY": "public",
     "WORKER_MEMORY_MB": "512",
+    "IAM_OWNER": "Role",
     "TASK_EVENTS": "Enabled",
     "EVENT_BUS_NAME": "local-tasks",
     "WEBHOOK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/WebhookQueue",

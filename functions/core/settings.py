@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import msgspec
 
+from core.domain.identity import IamOwner
 from core.services.webhooks import RetrySchedule, UrlPolicy
 
 
@@ -149,6 +150,17 @@ class WebhookSettings(msgspec.Struct, frozen=True):
             queue_url=_required("WEBHOOK_QUEUE_URL"),
             dead_letter_queue_url=_required("WEBHOOK_DEAD_LETTER_QUEUE_URL"),
         )
+
+
+@lru_cache(maxsize=1)
+def iam_owner() -> IamOwner:
+    """The stack's IamOwner parameter: who owns what an assumed role submits (core.domain.identity). Read by the API's
+    functions, at the first request that has an owner."""
+    raw = _required("IAM_OWNER")
+    try:
+        return IamOwner(raw)
+    except ValueError as exc:
+        raise SettingsError(f"IAM_OWNER must be one of {[o.value for o in IamOwner]}, got {raw!r}") from exc
 
 
 @lru_cache(maxsize=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -132,3 +133,35 @@ def test_a_subject_too_long_for_a_key_owns_its_tasks_and_nobody_else_does(driver
     assert driver.list("counting", caller=long_two).body["items"] == []
     driver.deliver()
     assert driver.get("counting", task_id, caller=long_one).body["result"] == 4
+
+
+@pytest.fixture
+def role_session_owners(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The stack deployed with IamOwner RoleSession."""
+    from core.settings import iam_owner
+
+    monkeypatch.setenv("IAM_OWNER", "RoleSession")
+    iam_owner.cache_clear()
+    yield
+    iam_owner.cache_clear()
+
+
+@pytest.mark.usefixtures("role_session_owners")
+def test_with_iam_owner_role_session_two_sessions_of_one_role_are_two_owners(driver: Driver) -> None:
+    # GIVEN two users of one permission set, each in a session named after them
+    alice = iam_caller("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Analyst_0123/alice@example.com")
+    bob = iam_caller("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Analyst_0123/bob@example.com")
+
+    # WHEN alice submits a task
+    task_id = driver.submit("counting", {"n": 1}, caller=alice).body["task_id"]
+
+    # THEN it is hers alone
+    assert driver.get("counting", task_id, caller=alice).status == 202
+    assert driver.get("counting", task_id, caller=bob).status == 404
+    assert driver.list("counting", caller=bob).body["items"] == []
+
+
+def test_by_default_two_sessions_of_one_role_are_one_owner(driver: Driver) -> None:
+    task_id = driver.submit("counting", {"n": 1}, caller=ALICE).body["task_id"]
+
+    assert driver.get("counting", task_id, caller=ALICE_AGAIN).status == 202

@@ -397,6 +397,19 @@ def test_template_each_function_may_touch_only_the_payload_prefixes_it_uses(reso
     assert _object_grants(resources, "WebhookFunction") == {}
 
 
+def test_template_iam_owner_chooses_role_or_session_for_the_api_functions(
+    sam_template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    from core.domain.identity import IamOwner
+
+    parameter = sam_template["Parameters"]["IamOwner"]
+    assert parameter["Default"] == "Role"  # as before the parameter: one owner per role
+    assert parameter["AllowedValues"] == [mode.value for mode in IamOwner]
+    # Every function that works out a caller's owner reads it.
+    for name in ("SubmitFunction", "ResultFunction"):
+        assert resources[name]["Properties"]["Environment"]["Variables"]["IAM_OWNER"] == {"Ref": "IamOwner"}, name
+
+
 def test_template_submit_bounds_inputs_by_the_workers_memory(resources: dict[str, Any]) -> None:
     # The largest input a task can take (POST /uploads' 413, the form's limit) follows WorkerMemorySize.
     variables = resources["SubmitFunction"]["Properties"]["Environment"]["Variables"]

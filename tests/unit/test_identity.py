@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.domain.identity import MAX_OWNER_BYTES, PUBLIC, owner_key, owner_of, role_arn
+from core.domain.identity import MAX_OWNER_BYTES, PUBLIC, IamOwner, owner_key, owner_of, role_arn
 from core.errors import ApiError, UnknownCaller
 
 
@@ -111,3 +111,37 @@ def test_two_long_identities_are_two_owners_and_no_short_one_takes_a_digests_for
     # Every owner that keeps its form begins with an issuer's URL, an ARN or "public", never with a digest's "#".
     assert not _subject_owner("#sha256:" + first.removeprefix("#sha256:")).startswith("#")
     assert owner_key("arn:aws:iam::123456789012:user/alice") == "arn:aws:iam::123456789012:user/alice"
+
+
+SESSION_ONE = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Analyst_0123/alice@example.com"
+SESSION_TWO = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Analyst_0123/bob@example.com"
+
+
+def _iam(arn: str, cognito: dict[str, object] | None = None) -> dict[str, object]:
+    return {"iam": {"userArn": arn, "cognitoIdentity": cognito}}
+
+
+def test_by_default_every_session_of_a_role_is_the_role() -> None:
+    assert owner_of(_iam(SESSION_ONE)) == owner_of(_iam(SESSION_TWO)) == owner_of(_iam(SESSION_ONE), IamOwner.ROLE)
+
+
+def test_with_role_session_ownership_each_session_owns_its_own_tasks() -> None:
+    assert owner_of(_iam(SESSION_ONE), IamOwner.ROLE_SESSION) == SESSION_ONE
+    assert owner_of(_iam(SESSION_TWO), IamOwner.ROLE_SESSION) == SESSION_TWO
+
+
+def test_with_role_session_ownership_each_cognito_identity_owns_its_own_tasks() -> None:
+    # Cognito names the role session of every identity of a pool alike
+    session = "arn:aws:sts::123456789012:assumed-role/Cognito_TasksAuth_Role/CognitoIdentityCredentials"
+    alice = {"amr": ["authenticated"], "identityId": "us-east-1:1111", "identityPoolId": "us-east-1:pool"}
+    bob = {"amr": ["authenticated"], "identityId": "us-east-1:2222", "identityPoolId": "us-east-1:pool"}
+
+    owners = {owner_of(_iam(session, identity), IamOwner.ROLE_SESSION) for identity in (alice, bob)}
+
+    assert owners == {f"{session}#us-east-1:1111", f"{session}#us-east-1:2222"}
+    assert owner_of(_iam(session, alice)) == owner_of(_iam(session, bob))  # under Role, one owner
+
+
+@pytest.mark.parametrize("mode", list(IamOwner))
+def test_principals_that_are_no_assumed_role_own_as_themselves_whatever_the_mode(mode: IamOwner) -> None:
+    assert owner_of(_iam("arn:aws:iam::123456789012:user/alice"), mode) == "arn:aws:iam::123456789012:user/alice"

@@ -1,7 +1,11 @@
 """Who is calling, as API Gateway's authorizer established it, normalised so that one caller is one owner.
 
-- IAM (SigV4): the principal's ARN, and for an assumed role the role's ARN: a role session's ARN ends in the session
-  name (`botocore-session-1733…`, new for every process), so the same role from a re-run CLI is the same caller.
+- IAM (SigV4): the principal's ARN. For an assumed role, what the stack's IamOwner parameter chooses: the role's
+  ARN (Role, the default: a role session's ARN ends in the session name, `botocore-session-1733…` new for every
+  process, so the same role from a re-run CLI is the same caller; but every user of one IAM Identity Center
+  permission set, or of one Cognito identity pool role, is then one caller too), or the session's ARN (RoleSession:
+  an Identity Center session is named after its user; Cognito names every identity's session alike, so its identity
+  id is added, after a `#` that no ARN holds).
 - JWT: the token's issuer and subject (`<iss>#<sub>`; an OIDC issuer URL has no fragment, so `#` never occurs in
   it and two (issuer, subject) pairs never give one owner).
 - No authorizer (AuthType NONE): everyone is the one public caller, and every task is shared.
@@ -16,11 +20,20 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 from core.errors import UnknownCaller
 
-__all__ = ["MAX_OWNER_BYTES", "PUBLIC", "UnknownCaller", "owner_key", "owner_of", "role_arn"]
+__all__ = ["MAX_OWNER_BYTES", "PUBLIC", "IamOwner", "UnknownCaller", "owner_key", "owner_of", "role_arn"]
+
+
+class IamOwner(StrEnum):
+    """Who owns what an assumed IAM role submits (the template's IamOwner parameter)."""
+
+    ROLE = "Role"
+    ROLE_SESSION = "RoleSession"
+
 
 PUBLIC = "public"
 """The owner of every task when the API has no authorizer (AuthType NONE)."""
@@ -53,13 +66,23 @@ def role_arn(principal_arn: str) -> str:
     return f"arn:{match['partition']}:iam::{match['account']}:role/{match['role']}"
 
 
-def owner_of(authorizer: Mapping[str, Any] | None) -> str:
-    """The owner of what the caller submits, from the event's `requestContext.authorizer`."""
+def session_owner(principal_arn: str, cognito_identity: Mapping[str, Any] | None) -> str:
+    """The principal as its own owner; a Cognito identity pool's credentials with the identity's id, since Cognito
+    names every identity's role session alike."""
+    identity_id = (cognito_identity or {}).get("identityId")
+    return f"{principal_arn}#{identity_id}" if identity_id else principal_arn
+
+
+def owner_of(authorizer: Mapping[str, Any] | None, iam_owner: IamOwner = IamOwner.ROLE) -> str:
+    """The owner of what the caller submits, from the event's `requestContext.authorizer`; `iam_owner`: whether an
+    assumed role's sessions are one owner (Role) or one each (RoleSession)."""
     if not authorizer:
         return PUBLIC
     iam = authorizer.get("iam")
     if iam:
         arn = iam.get("userArn")
+        if arn and iam_owner is IamOwner.ROLE_SESSION:
+            return owner_key(session_owner(str(arn), iam.get("cognitoIdentity")))
         if arn:
             return owner_key(role_arn(str(arn)))
         raise UnknownCaller("the request's IAM identity names no principal (no userArn)")

@@ -34,6 +34,7 @@ from core.errors import (
     TaskNotFound,
     UnsupportedMediaType,
 )
+from core.settings import iam_owner
 
 logger = logging.getLogger(__name__)
 
@@ -162,8 +163,9 @@ class Request(msgspec.Struct, frozen=True):
 
     @property
     def owner(self) -> str:
-        """Who is calling, as the API's authorizer established it (core.domain.identity)."""
-        return owner_of(self.event["requestContext"].get("authorizer"))
+        """Who is calling, as the API's authorizer established it (core.domain.identity), an assumed role's sessions
+        as the stack's IamOwner parameter says."""
+        return owner_of(self.event["requestContext"].get("authorizer"), iam_owner())
 
 
 Handler = Callable[..., dict[str, Any]]
