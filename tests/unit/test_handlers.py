@@ -245,6 +245,7 @@ def test_openapi_document_describes_each_task_input(aws: LocalResources) -> None
     assert set(document["paths"]["/multiply/{task_id}"]) == {"parameters", "get", "delete"}
     assert set(document["paths"]["/multiply/{task_id}/input"]) == {"parameters", "get"}
     assert set(document["paths"]["/tasks"]) == {"get"}
+    assert set(document["paths"]["/uploads"]) == {"post"}
 
 
 def test_openapi_document_describes_listing_and_its_parameters(aws: LocalResources) -> None:
@@ -264,6 +265,31 @@ def test_openapi_document_describes_listing_and_its_parameters(aws: LocalResourc
         listed = operation["responses"]["200"]["content"]["application/json"]["schema"]
         assert listed == {"$ref": "#/components/schemas/TaskList"}
     assert document["components"]["schemas"]["TaskList"]["required"] == ["items", "next_cursor"]
+
+
+def test_openapi_document_describes_post_uploads_as_it_answers(aws: LocalResources) -> None:
+    import jsonschema
+
+    from core.adapters.payloads import InputLimit
+
+    # GIVEN the document and a real answer of POST /uploads
+    _, _, document = call(submit_handler, http_event("GET", "/openapi.json"))
+    code, _, answer = call(submit_handler, http_event("POST", "/uploads", {"bytes": 5000}))
+
+    # THEN the answer is what the document says: url and fields at the top level
+    operation = document["paths"]["/uploads"]["post"]
+    assert code == 201
+    assert operation["responses"]["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Upload"
+    }
+    jsonschema.validate(answer, document["components"]["schemas"]["Upload"])
+    assert {"url", "fields"} <= set(answer)
+    assert "form" not in answer
+    # AND the declared size is bounded as the worker's memory bounds it, refused above with a 413
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["bytes"]["maximum"] == InputLimit(512).max_bytes
+    assert {"413", "415", "422"} <= set(operation["responses"])
+    assert "415" in document["paths"]["/multiply"]["post"]["responses"]
 
 
 def aws_table_is_empty() -> bool:
