@@ -13,7 +13,7 @@ import pytest
 from botocore.stub import Stubber
 
 from core.adapters.memory_store import InMemoryTaskStore
-from core.adapters.payloads import S3PayloadStore, upload_key
+from core.adapters.payloads import S3PayloadStore, StoredObject, upload_key
 from core.adapters.queue import TaskMessage
 from core.domain.records import TaskRecord, TaskStatus
 from core.errors import InvalidInput
@@ -109,3 +109,30 @@ def test_a_task_whose_input_s3_no_longer_has_fails_saying_the_input_is_gone(
     assert failed.error is not None
     assert failed.error.type == "InputGone"
     assert failed.error.message.startswith("the task's input is gone")
+
+
+def test_the_in_memory_bucket_keeps_every_version_as_s3_does() -> None:
+    from core.adapters.payloads import InMemoryPayloadStore
+
+    payloads = InMemoryPayloadStore()
+    payloads.put("uploads/a", b"[1, 1, 1]")
+    first = payloads.head("uploads/a")
+    payloads.put("uploads/a", b"[100, 200, 300]")
+
+    assert first is not None
+    assert payloads.get("uploads/a") == b"[100, 200, 300]"
+    assert payloads.get("uploads/a", first.version) == b"[1, 1, 1]"
+    assert payloads.head("uploads/a", first.version) == first
+    assert payloads.get("uploads/a", "no-such-version") is None
+
+
+def test_s3_reads_and_heads_the_version_asked_for(s3: tuple[Any, Stubber]) -> None:
+    client, stubber = s3
+    key, version = upload_key(OWNER, UPLOAD_ID), "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
+    where = {"Bucket": BUCKET, "Key": key, "VersionId": version}
+    stubber.add_response("head_object", {"ContentLength": 9, "VersionId": version}, expected_params=where)
+    stubber.add_client_error("get_object", **DENIED["get_object"], expected_params=where)
+    payloads = S3PayloadStore(BUCKET, lambda: client)
+
+    assert payloads.head(key, version) == StoredObject(9, version)
+    assert payloads.get(key, version) is None  # a version gone (its task expired) reads as absent

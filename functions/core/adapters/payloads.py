@@ -118,8 +118,8 @@ class PayloadStore(Protocol):
     def get(self, key: str, version: str | None = None) -> bytes | None:
         """The object's bytes (of `version`, else the latest); None when there is none (never stored, or expired)."""
 
-    def head(self, key: str) -> StoredObject | None:
-        """The object's size and version as it stands; None when there is none."""
+    def head(self, key: str, version: str | None = None) -> StoredObject | None:
+        """The object's size and version (`version`, else the latest); None when there is none."""
 
     def download_url(self, key: str, expires_seconds: int, version: str | None = None) -> str: ...
 
@@ -168,9 +168,9 @@ class S3PayloadStore:
             raise _translated(error) from error
         return response["Body"].read()
 
-    def head(self, key: str) -> StoredObject | None:
+    def head(self, key: str, version: str | None = None) -> StoredObject | None:
         try:
-            response = self._client.head_object(Bucket=self._bucket, Key=key)
+            response = self._client.head_object(**self._object(key, version))
         except AwsError as error:
             if _absent(error, key):
                 return None
@@ -213,8 +213,8 @@ class InMemoryPayloadStore:
             return stored[-1][1] if stored else None
         return next((data for kept, data in stored if kept == version), None)
 
-    def head(self, key: str) -> StoredObject | None:
-        stored = self.versions.get(key)
+    def head(self, key: str, version: str | None = None) -> StoredObject | None:
+        stored = [kept for kept in self.versions.get(key, []) if version is None or kept[0] == version]
         return StoredObject(len(stored[-1][1]), stored[-1][0]) if stored else None
 
     def download_url(self, key: str, expires_seconds: int, version: str | None = None) -> str:
