@@ -125,14 +125,14 @@ def step_overhead_local(steps: int = 20, runs: int = 5) -> dict[str, Any]:
     through the stack's Lambda service to the SDK's emulator, each step's start written to the table): a task of
     `steps` empty steps against one of a single step, each timed by its record (from its first invocation's start to
     its outcome, so the client's polling is not counted), per step, median of `runs`."""
-    from lrt import TaskClient
-
     from devstack.stack import LocalStack
+    from lrt import TaskClient
 
     def timed(client: TaskClient, count: int) -> float:
         task = client.submit("empty-steps", steps=count)
         done = client.wait("empty-steps", task.task_id, timeout=120)
-        assert done.status == "succeeded" and done.started_at and done.finished_at, done
+        if done.status != "succeeded" or done.started_at is None or done.finished_at is None:
+            raise RuntimeError(f"the bench's durable task did not succeed: {done}")
         return (done.finished_at - done.started_at).total_seconds()
 
     per_step = []

@@ -332,14 +332,17 @@ def _create_secret(creation: Creation, logical_id: str, properties: dict[str, An
 
 
 def _create_bucket(creation: Creation, logical_id: str, properties: dict[str, Any]) -> LocalResource:
-    """A bucket with the template's encryption, public access block and lifecycle rules. (Its bucket policy, TLS only,
-    is not applied: the local stack speaks plain HTTP on loopback.)"""
+    """A bucket with the template's versioning, encryption, public access block and lifecycle rules. (Its bucket
+    policy, TLS only, is not applied: the local stack speaks plain HTTP on loopback.)"""
     s3 = creation.client("s3")
     name = creation.name(logical_id, properties, "BucketName").lower()  # S3 bucket names are lowercase
     try:
         s3.head_bucket(Bucket=name)
     except ClientError:
         s3.create_bucket(Bucket=name)
+        if "VersioningConfiguration" in properties:
+            status = properties["VersioningConfiguration"]["Status"]
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": status})
         encryption = properties.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
         if encryption:
             # CloudFormation's ServerSideEncryptionByDefault is the API's ApplyServerSideEncryptionByDefault.
@@ -373,9 +376,18 @@ def _cors_rule(rule: dict[str, Any]) -> dict[str, Any]:
 
 def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     """A CloudFormation lifecycle rule in the S3 API's shape."""
-    converted: dict[str, Any] = {"ID": rule.get("Id", "rule"), "Status": rule["Status"], "Filter": {"Prefix": ""}}
+    converted: dict[str, Any] = {
+        "ID": rule.get("Id", "rule"),
+        "Status": rule["Status"],
+        "Filter": {"Prefix": rule.get("Prefix", "")},
+    }
     if "ExpirationInDays" in rule:
         converted["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "ExpiredObjectDeleteMarker" in rule:
+        converted["Expiration"] = {"ExpiredObjectDeleteMarker": bool(rule["ExpiredObjectDeleteMarker"])}
+    if "NoncurrentVersionExpiration" in rule:
+        days = int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        converted["NoncurrentVersionExpiration"] = {"NoncurrentDays": days}
     if "AbortIncompleteMultipartUpload" in rule:
         days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
         converted["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}

@@ -242,8 +242,10 @@ class TaskClient:
     def upload(self, data: bytes | IO[bytes]) -> str:
         """Upload an input (a JSON object's bytes) straight to the API's payload bucket; its upload id, for the
         Input-Upload header of a submission. The upload goes to S3 with the form the API signed, without this
-        client's own credentials."""
-        form = _json_object(self._send("POST", "/uploads"))
+        client's own credentials. The size is declared first: an input larger than the API's tasks can take raises
+        ApiError (413, saying why) before anything is sent."""
+        declared = json.dumps({"bytes": _size(data)}).encode()
+        form = _json_object(self._send("POST", "/uploads", data=declared, headers={"Content-Type": "application/json"}))
         try:
             url, fields = str(form["url"]), {str(k): str(v) for k, v in dict(form["fields"]).items()}
             upload_id = str(form["upload_id"])
@@ -422,6 +424,16 @@ class TaskClient:
             return TaskSnapshot.from_json(body, retry_after=parse_retry_after(response.headers.get("Retry-After")))
         except ValueError as error:
             raise ApiError(response.status_code, "Unexpected response", f"not a task: {error}", body) from error
+
+
+def _size(data: bytes | IO[bytes]) -> int:
+    """The bytes an upload will send: all of `data`, or what is left of a stream from where it stands."""
+    if isinstance(data, bytes):
+        return len(data)
+    start = data.tell()
+    end = data.seek(0, os.SEEK_END)
+    data.seek(start)
+    return end - start
 
 
 def parse_retry_after(value: str | None) -> float | None:

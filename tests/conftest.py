@@ -30,6 +30,8 @@ LAMBDA_ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME": "long-running-tasks",
     "POWERTOOLS_METRICS_NAMESPACE": "LongRunningTasks",
     "WEBHOOK_URL_POLICY": "public",
+    "WORKER_MEMORY_MB": "512",
+    "IAM_OWNER": "Role",
     "TASK_EVENTS": "Enabled",
     "EVENT_BUS_NAME": "local-tasks",
     "WEBHOOK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/WebhookQueue",
@@ -39,6 +41,7 @@ LAMBDA_ENVIRONMENT = {
     "WEBHOOK_RETRY_SCHEDULE": "1,2",
     "DURABLE_RUNNER_ARN": "arn:aws:lambda:us-east-1:123456789012:function:durable-runner:live",
     "WORKER_TIMEOUT": "60",
+    "DURABLE_TASK_TIMEOUT": "86400",
 }
 os.environ.update(LAMBDA_ENVIRONMENT)
 os.environ.pop("AWS_ENDPOINT_URL", None)

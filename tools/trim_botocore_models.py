@@ -27,7 +27,15 @@ MODELS = ROOT / "functions" / "core" / "adapters" / "botocore_models"
 
 # (service, API version): the operations the functions call, in botocore's names.
 OPERATIONS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("dynamodb", "2012-08-10"): ("BatchGetItem", "DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"),
+    ("dynamodb", "2012-08-10"): (
+        "BatchGetItem",
+        "DeleteItem",
+        "GetItem",
+        "PutItem",
+        "Query",
+        "TransactWriteItems",
+        "UpdateItem",
+    ),
     ("events", "2015-10-07"): ("PutEvents",),
     ("lambda", "2015-03-31"): ("GetDurableExecution", "Invoke", "StopDurableExecution"),
     # CreateBucket is never called: botocore builds a presigned POST's URL from its operation model.

@@ -23,6 +23,14 @@ class MalformedRequest(ApiError):
     title = "Malformed request"
 
 
+class UnknownCaller(ApiError):
+    """The authorizer let the request through, but its context names nobody a task could belong to (a valid JWT
+    without a `sub` claim, or with an empty one)."""
+
+    status = 403
+    title = "Caller not identified"
+
+
 class TaskNotFound(ApiError):
     status = 404
     title = "Not found"
@@ -53,6 +61,11 @@ class PayloadTooLarge(ApiError):
 MAX_FIELD_ERRORS = 50
 # Each error's field path and message are cut to this many characters: a field's name is the caller's own text.
 MAX_ERROR_TEXT = 200
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    title = "Unsupported media type"
 
 
 class InvalidInput(ApiError):

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import msgspec
 
+from core.domain.identity import IamOwner
 from core.services.webhooks import RetrySchedule, UrlPolicy
 
 
@@ -53,6 +54,10 @@ class SubmitSettings(Settings, frozen=True):
     id_secret_arn: str
     # Which Webhook-URL a submission may name (core.services.webhooks.UrlPolicy).
     webhook_url_policy: UrlPolicy
+    # The worker's memory (WorkerMemorySize), which bounds the inputs a task can take (core.adapters.payloads.InputLimit).
+    worker_memory_mb: int
+    # The longest a durable task may run (DurableTaskTimeout): its record is kept that much longer than the retention.
+    durable_task_timeout: int
 
     @classmethod
     def from_env(cls) -> SubmitSettings:
@@ -61,6 +66,8 @@ class SubmitSettings(Settings, frozen=True):
             queue_url=_required("QUEUE_URL"),
             id_secret_arn=_required("TASK_ID_SECRET_ARN"),
             webhook_url_policy=_url_policy(),
+            worker_memory_mb=_positive_int("WORKER_MEMORY_MB"),
+            durable_task_timeout=_positive_int("DURABLE_TASK_TIMEOUT"),
         )
 
 
@@ -168,6 +175,17 @@ class WebhookSettings(msgspec.Struct, frozen=True):
             queue_url=_required("WEBHOOK_QUEUE_URL"),
             dead_letter_queue_url=_required("WEBHOOK_DEAD_LETTER_QUEUE_URL"),
         )
+
+
+@lru_cache(maxsize=1)
+def iam_owner() -> IamOwner:
+    """The stack's IamOwner parameter: who owns what an assumed role submits (core.domain.identity). Read by the API's
+    functions, at the first request that has an owner."""
+    raw = _required("IAM_OWNER")
+    try:
+        return IamOwner(raw)
+    except ValueError as exc:
+        raise SettingsError(f"IAM_OWNER must be one of {[o.value for o in IamOwner]}, got {raw!r}") from exc
 
 
 @lru_cache(maxsize=1)

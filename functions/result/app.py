@@ -102,17 +102,22 @@ def show_input(request: Request, task: str, task_id: str) -> dict[str, Any]:
     redirect = _flag(request, "redirect", default=True)
     record = service().get(task, task_id, owner=request.owner)
     if record.input_json is None and record.input_ref is not None:
-        url = payload_store().download_url(record.input_ref, RESULT_URL_SECONDS)
+        url = payload_store().download_url(record.input_ref, RESULT_URL_SECONDS, record.input_version)
         if redirect:
             return see_other(url)
         link = {
             "input_url": url,
-            "input_bytes": payload_store().size(record.input_ref),
+            "input_bytes": _size(record.input_ref, record.input_version),
             "expires_in": RESULT_URL_SECONDS,
         }
         return response(200, dumps(link), "application/json")
     text = record.input_json or "null"
     return response(200, text if redirect else f'{{"input":{text}}}', "application/json")
+
+
+def _size(key: str, version: str | None) -> int | None:
+    found = payload_store().head(key, version)
+    return found.size if found is not None else None
 
 
 def _flag(request: Request, name: str, *, default: bool) -> bool:

@@ -10,11 +10,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.adapters.aws import id_secret, payload_store, task_queue, task_store
+from core.adapters.payloads import InputLimit
 from core.domain.records import iso
 from core.http.api import TASK_ROUTE, UPLOADS_ROUTE, Request, Router, dumps, response, task_response
 from core.observability import logger, metrics, record_submitted
 from core.registry import get_task
-from core.services.tasks import UPLOAD_HEADER, TaskService
+from core.services.tasks import UPLOAD_HEADER, TaskService, upload_size
 from core.services.webhooks import WEBHOOK_HEADER
 from core.settings import submit_settings
 
@@ -28,6 +29,8 @@ def service() -> TaskService:
         payloads=payload_store(),
         id_secret=id_secret,
         webhook_url_policy=submit_settings().webhook_url_policy,
+        input_limit=InputLimit(submit_settings().worker_memory_mb),
+        durable_task_seconds=submit_settings().durable_task_timeout,
     )
 
 
@@ -50,7 +53,9 @@ def submit(request: Request, task: str) -> dict[str, Any]:
 
 
 def create_upload(request: Request) -> dict[str, Any]:
-    upload = service().create_upload(request.owner)
+    # Old clients send no body: their form allows what a task can take.
+    declared = upload_size(request.json_body()) if request.has_body else None
+    upload = service().create_upload(request.owner, declared)
     body = {
         "upload_id": upload.upload_id,
         "url": upload.form.url,
@@ -65,7 +70,7 @@ def create_upload(request: Request) -> dict[str, Any]:
 def openapi(request: Request) -> dict[str, Any]:
     from core.http.openapi import openapi_document  # only this rare request pays for building JSON schemas
 
-    return response(200, dumps(openapi_document()), "application/json")
+    return response(200, dumps(openapi_document(InputLimit(submit_settings().worker_memory_mb))), "application/json")
 
 
 route = Router(

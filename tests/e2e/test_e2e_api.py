@@ -73,6 +73,19 @@ def test_submit_invalid_json_is_400(http: requests.Session, base_url: str) -> No
     assert response.headers["Content-Type"].startswith("application/problem+json")
 
 
+def test_a_cross_site_form_body_is_415_and_creates_no_task(http: requests.Session, base_url: str) -> None:
+    # GIVEN a task's JSON sent as an HTML form can send it without a CORS preflight (enctype text/plain)
+    body = '{"x": 6, "y": 7}'
+
+    # WHEN it reaches the API as text/plain
+    response = http.post(f"{base_url}/multiply", data=body, headers={"Content-Type": "text/plain"}, timeout=10)
+
+    # THEN it is refused, as a problem a browser may not sniff into anything else
+    assert response.status_code == 415, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
 def test_submit_bad_input_is_422_with_fields(http: requests.Session, base_url: str) -> None:
     response = http.post(f"{base_url}/multiply", json={"x": "6", "z": 1}, timeout=10)
     assert response.status_code == 422

@@ -1,7 +1,7 @@
 """Schemathesis against the API's own OpenAPI document, as the stack serves it at GET /openapi.json.
 
 Every operation of every task registered at that time (POST and GET /<task>, GET and DELETE /<task>/{task_id},
-GET /<task>/{task_id}/input) and GET /tasks is called with generated inputs, valid and invalid, and every response is checked against the document with
+GET /<task>/{task_id}/input), GET /tasks and POST /uploads is called with generated inputs, valid and invalid, and every response is checked against the document with
 schemathesis's default checks: no 5xx, a documented status code, content type and headers, a body that
 matches its schema, invalid input refused with a 4xx, valid input accepted, 405 for an undeclared method.
 
@@ -36,6 +36,8 @@ TASK_PATH = "^/[^/]+$"
 TEST_TASK_PATH = "^/e2e-"
 # What schemathesis accepts for schema-valid data by default, and 422.
 SHAPE_CHECKED_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
+# What schemathesis accepts by default for schema-invalid data (schemathesis.config._checks).
+NEGATIVE_STATUSES = ["400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429", "5xx"]
 # A listing's cursor is any string to JSON Schema, and a 400 unless it is one the API issued for the same listing
 # (the follow-ups below pass real ones on).
 LISTING_STATUSES = ["2xx", "3xx", "400", "401", "403", "404", "429", "5xx"]
@@ -111,6 +113,12 @@ def api_schema(base_url: str) -> OpenApiSchema:
                 {
                     "include-operation-id": "submit_huge-result",
                     "checks": {"positive_data_acceptance": {"expected-statuses": SHAPE_CHECKED_STATUSES}},
+                },
+                # A declared size over what a task can take is schema-invalid (the document's maximum) and a 413,
+                # which says why (the worker's memory), not a generic 400 or 422.
+                {
+                    "include-operation-id": "create_upload",
+                    "checks": {"negative_data_rejection": {"expected-statuses": [*NEGATIVE_STATUSES, "413"]}},
                 },
                 {
                     "include-operation-id-regex": "^submit_(fit|train)$",

@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 import requests
 
+from core.adapters.payloads import InputLimit
+from core.http.api import MAX_BODY_BYTES
 from devstack import LocalStack
 from lrt import TaskClient
 from lrt.auth import resolve_auth
+from lrt.errors import ApiError
 from tests.e2e.e2e_support import e2e_auth
 
 pytestmark = pytest.mark.e2e
@@ -23,17 +26,22 @@ def client(base_url: str) -> TaskClient:
     return TaskClient(base_url, auth=resolve_auth(e2e_auth()), timeout=60)
 
 
-def test_describe_of_two_million_numbers_goes_through_an_upload_and_matches_numpy(client: TaskClient) -> None:
-    # GIVEN 2,000,000 numbers: ≈ 20 MB of JSON, far over what a request carries
+# The largest input a task takes with the template's WorkerMemorySize (512 MB), as the local stack runs it.
+MOST = InputLimit(512).max_bytes
+
+
+def test_describe_of_600_000_numbers_goes_through_an_upload_and_matches_numpy(client: TaskClient) -> None:
+    # GIVEN 600,000 numbers: ≈ 11 MB of JSON, far over what a request carries, within what a task takes
     rng = random.Random(15)
-    values = [rng.gauss(3.0, 2.0) for _ in range(2_000_000)]
+    values = [rng.gauss(3.0, 2.0) for _ in range(600_000)]
+    assert MAX_BODY_BYTES < len(json.dumps({"values": values})) < MOST
 
     # WHEN the client runs describe on them
     result = client.run("describe", values=values, timeout=180)
 
     # THEN the figures are numpy's own
     array = np.asarray(values)
-    assert result["count"] == 2_000_000
+    assert result["count"] == 600_000
     assert result["mean"] == pytest.approx(float(array.mean()), rel=1e-12)
     assert result["std"] == pytest.approx(float(array.std(ddof=1)), rel=1e-12)
     assert (result["min"], result["max"]) == (float(array.min()), float(array.max()))
@@ -41,14 +49,14 @@ def test_describe_of_two_million_numbers_goes_through_an_upload_and_matches_nump
     assert [result["quantiles"][q] for q in ("0.25", "0.5", "0.75")] == pytest.approx(list(quartiles), rel=1e-12)
 
 
-def test_fit_recovers_known_coefficients_from_100_000_rows(client: TaskClient) -> None:
-    # GIVEN 100,000 rows of 10 features and y from known coefficients, with a little noise
+def test_fit_recovers_known_coefficients_from_50_000_rows(client: TaskClient) -> None:
+    # GIVEN 50,000 rows of 10 features and y from known coefficients, with a little noise
     rng = np.random.default_rng(17)
     coefficients = rng.uniform(-5, 5, size=10)
-    features = rng.normal(size=(100_000, 10))
-    y = features @ coefficients + 4.25 + rng.normal(scale=0.01, size=100_000)
+    features = rng.normal(size=(50_000, 10))
+    y = features @ coefficients + 4.25 + rng.normal(scale=0.01, size=50_000)
 
-    # WHEN the client fits them (through an upload: ≈ 20 MB of JSON)
+    # WHEN the client fits them (through an upload: ≈ 11 MB of JSON)
     result = client.run("fit", X=features.tolist(), y=y.tolist(), predict=[[0.0] * 10], timeout=180)
 
     # THEN it recovers them
@@ -97,3 +105,18 @@ def test_a_malformed_upload_ends_failed_with_per_field_errors(client: TaskClient
     assert done.status == "failed"
     assert done.raw["error"]["type"] == "InvalidInput"
     assert done.raw["error"]["errors"] == inline.json()["errors"]
+
+
+def test_an_input_larger_than_a_task_takes_is_refused_before_it_is_uploaded(client: TaskClient) -> None:
+    # GIVEN an input just over what a task takes with the worker's memory
+    data = json.dumps({"values": [1.5] * (MOST // 4 + 10)}).encode()
+    assert len(data) > MOST
+
+    # WHEN the client uploads it
+    with pytest.raises(ApiError) as refused:
+        client.upload(data)
+
+    # THEN the API says why, with a 413, before a byte goes to the bucket
+    assert refused.value.status == 413
+    assert "WorkerMemorySize" in refused.value.detail
+    assert refused.value.problem["max_bytes"] == MOST

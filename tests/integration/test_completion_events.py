@@ -219,8 +219,11 @@ def test_the_stream_carries_every_write_and_the_filter_passes_only_the_task_end(
     assert [passes(FILTERS, record) for record in records] == [False, False, True]
 
 
-def test_a_refused_webhook_url_is_a_422_naming_the_header_and_nothing_is_stored_or_queued(driver: Driver) -> None:
-    refused = driver.submit("multiply", {"x": 2, "y": 3}, {"Webhook-URL": "https://169.254.169.254/latest"})
+@pytest.mark.parametrize("url", ["https://169.254.169.254/latest", "https://hooks.example.com:0/t"])
+def test_a_refused_webhook_url_is_a_422_naming_the_header_and_nothing_is_stored_or_queued(
+    driver: Driver, url: str
+) -> None:
+    refused = driver.submit("multiply", {"x": 2, "y": 3}, {"Webhook-URL": url})
 
     assert refused.status == 422
     assert refused.headers["Content-Type"] == "application/problem+json"

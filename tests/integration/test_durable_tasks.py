@@ -375,3 +375,16 @@ def test_get_does_not_ask_lambda_about_a_durable_task_between_invocations(
     executions.statuses[arn] = "TIMED_OUT"
 
     assert driver.get("durable-steps", task_id).body["status"] == "running"
+
+
+def test_a_durable_tasks_record_is_kept_as_long_as_it_may_run_and_the_retention_after(driver: Driver) -> None:
+    before = int(time.time())
+    durable = task_store().get(submitted(driver, "durable-steps", {"key": "kept"}))
+    plain = task_store().get(submitted(driver, "multiply", {"x": 1, "y": 2}))
+
+    assert durable is not None
+    assert plain is not None
+    week = 7 * 86_400
+    assert before + week <= plain.expires_at <= time.time() + week
+    # DurableTaskTimeout (a day here) more: a run of a day must not outlive its own record.
+    assert durable.expires_at - plain.expires_at >= 86_400 - 1

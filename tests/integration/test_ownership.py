@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -86,3 +87,81 @@ def test_without_an_authorizer_every_task_is_shared(driver: Driver) -> None:
 
     assert driver.get("counting", task_id).body["status"] == "queued"
     assert driver.cancel("counting", task_id).body["status"] == "cancelled"
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        {"jwt": {"claims": {"iss": "https://issuer.example.com", "aud": "tasks"}, "scopes": None}},
+        jwt_caller(""),
+    ],
+    ids=["no sub", "empty sub"],
+)
+def test_a_valid_token_that_names_no_caller_is_a_403_on_every_route(driver: Driver, caller: dict[str, object]) -> None:
+    task_id = str(uuid.uuid4())
+    answers = [
+        driver.submit("counting", {"n": 1}, caller=caller),
+        driver.create_upload(caller=caller),
+        driver.get("counting", task_id, caller=caller),
+        driver.cancel("counting", task_id, caller=caller),
+        driver.input("counting", task_id, caller=caller),
+        driver.list("counting", caller=caller),
+        driver.list(None, caller=caller),
+    ]
+
+    for answer in answers:
+        assert answer.status == 403, answer.body
+        assert answer.headers["Content-Type"] == "application/problem+json"
+        assert answer.body["title"] == "Caller not identified"
+        assert "sub claim" in answer.body["detail"]
+    assert driver.dynamodb.scan(TableName=driver.resources.table_name)["Count"] == 0
+
+
+def test_a_subject_too_long_for_a_key_owns_its_tasks_and_nobody_else_does(driver: Driver) -> None:
+    # GIVEN two subjects over DynamoDB's 2,048-byte key limit, alike but for their last character
+    long_one, long_two = jwt_caller("a" * 2022), jwt_caller("a" * 2021 + "b")
+
+    # WHEN the first submits a task
+    submitted = driver.submit("counting", {"n": 4}, caller=long_one)
+
+    # THEN it is accepted, and shown, listed and run for its owner alone
+    assert submitted.status == 202, submitted.body
+    task_id = submitted.body["task_id"]
+    assert driver.get("counting", task_id, caller=long_one).body["status"] == "queued"
+    assert [item["task_id"] for item in driver.list("counting", caller=long_one).body["items"]] == [task_id]
+    assert driver.get("counting", task_id, caller=long_two).status == 404
+    assert driver.list("counting", caller=long_two).body["items"] == []
+    driver.deliver()
+    assert driver.get("counting", task_id, caller=long_one).body["result"] == 4
+
+
+@pytest.fixture
+def role_session_owners(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The stack deployed with IamOwner RoleSession."""
+    from core.settings import iam_owner
+
+    monkeypatch.setenv("IAM_OWNER", "RoleSession")
+    iam_owner.cache_clear()
+    yield
+    iam_owner.cache_clear()
+
+
+@pytest.mark.usefixtures("role_session_owners")
+def test_with_iam_owner_role_session_two_sessions_of_one_role_are_two_owners(driver: Driver) -> None:
+    # GIVEN two users of one permission set, each in a session named after them
+    alice = iam_caller("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Analyst_0123/alice@example.com")
+    bob = iam_caller("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Analyst_0123/bob@example.com")
+
+    # WHEN alice submits a task
+    task_id = driver.submit("counting", {"n": 1}, caller=alice).body["task_id"]
+
+    # THEN it is hers alone
+    assert driver.get("counting", task_id, caller=alice).status == 202
+    assert driver.get("counting", task_id, caller=bob).status == 404
+    assert driver.list("counting", caller=bob).body["items"] == []
+
+
+def test_by_default_two_sessions_of_one_role_are_one_owner(driver: Driver) -> None:
+    task_id = driver.submit("counting", {"n": 1}, caller=ALICE).body["task_id"]
+
+    assert driver.get("counting", task_id, caller=ALICE_AGAIN).status == 202

@@ -3,14 +3,17 @@ inputs too large for a request are uploaded there by the caller, never passing t
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from core.adapters.payloads import INLINE_INPUT_MAX_BYTES, INLINE_RESULT_MAX_BYTES, RESULT_URL_SECONDS
+from core.adapters.payloads import INLINE_INPUT_MAX_BYTES, INLINE_RESULT_MAX_BYTES, RESULT_URL_SECONDS, InputLimit
+from result.app import lambda_handler as result_handler
 from tests.support.driver import Driver, HttpResponse, iam_caller
+from tests.support.events import http_event, lambda_context
 
 ALICE = iam_caller("arn:aws:iam::123456789012:user/alice")
 BOB = iam_caller("arn:aws:iam::123456789012:user/bob")
@@ -121,14 +124,73 @@ def test_an_upload_form_is_for_its_caller_alone(driver: Driver) -> None:
     assert refused.body["errors"] == never.body["errors"]
 
 
-def test_an_upload_form_is_a_presigned_post_limited_to_a_gigabyte(driver: Driver) -> None:
+def _policy_range(form: dict[str, Any]) -> list[Any]:
+    policy = json.loads(base64.b64decode(form["fields"]["policy"]))
+    (limits,) = [c for c in policy["conditions"] if isinstance(c, list) and c[0] == "content-length-range"]
+    return list(limits)
+
+
+def test_an_upload_form_without_a_size_allows_what_the_workers_memory_can_take(driver: Driver) -> None:
+    # GIVEN the template's WorkerMemorySize (512 MB), as the tests' environment gives it
+    most = InputLimit(512).max_bytes
+    assert 12 * 1024**2 < most < 13 * 1024**2
+
+    # WHEN an old client asks for a form without declaring a size
     created = driver.create_upload(caller=ALICE).body
 
-    policy = json.loads(__import__("base64").b64decode(created["fields"]["policy"]))
-    assert ["content-length-range", 1, 1024**3] in policy["conditions"]
-    assert created["max_bytes"] == 1024**3
+    # THEN S3 will refuse a file larger than a task can take
+    assert _policy_range(created) == ["content-length-range", 1, most]
+    assert created["max_bytes"] == most
     assert created["fields"]["key"].endswith(created["upload_id"])
     assert created["header"] == "Input-Upload"
+
+
+def test_an_upload_form_allows_the_size_declared(driver: Driver) -> None:
+    created = driver.create_upload(caller=ALICE, body={"bytes": 5000})
+
+    assert created.status == 201, created.body
+    assert _policy_range(created.body) == ["content-length-range", 1, 5000]
+    assert created.body["max_bytes"] == 5000
+
+
+def test_a_declared_size_larger_than_a_task_can_take_is_a_413_that_says_why(driver: Driver) -> None:
+    most = InputLimit(512).max_bytes
+
+    refused = driver.create_upload(caller=ALICE, body={"bytes": most + 1})
+
+    assert refused.status == 413
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert f"up to {most} bytes" in refused.body["detail"]
+    assert "WorkerMemorySize" in refused.body["detail"]
+    assert refused.body["max_bytes"] == most
+    assert driver.create_upload(caller=ALICE, body={"bytes": most}).status == 201
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fields"),
+    [
+        pytest.param({"bytes": 0}, 422, ["bytes"], id="zero"),
+        pytest.param({"bytes": -5}, 422, ["bytes"], id="negative"),
+        pytest.param({"bytes": "100"}, 422, ["bytes"], id="a string"),
+        pytest.param({"bytes": True}, 422, ["bytes"], id="a boolean"),
+        pytest.param({"bytes": 10.5}, 422, ["bytes"], id="a fraction"),
+        pytest.param({"size": 100}, 422, ["bytes", "size"], id="another name"),
+        pytest.param({"bytes": 100, "name": "x"}, 422, ["name"], id="an unknown field"),
+        pytest.param([100], 400, None, id="not an object"),
+        pytest.param("null", 400, None, id="null"),
+        pytest.param("\n", 400, None, id="blank"),
+    ],
+)
+def test_a_bad_upload_request_is_refused(driver: Driver, body: Any, status: int, fields: list[str] | None) -> None:
+    refused = driver.create_upload(caller=ALICE, body=body)
+
+    assert refused.status == status, refused.body
+    if fields is not None:
+        assert [error["field"] for error in refused.body["errors"]] == fields
+
+
+def test_a_declared_size_may_be_written_as_a_whole_float(driver: Driver) -> None:
+    assert driver.create_upload(caller=ALICE, body={"bytes": 5000.0}).body["max_bytes"] == 5000
 
 
 @pytest.mark.parametrize(
@@ -216,3 +278,76 @@ def test_the_result_route_of_a_pending_failed_or_foreign_task(driver: Driver) ->
     assert failed["statusCode"] == 409
     assert json.loads(failed["body"])["task_status"] == "failed"
     assert driver.result("always-fails", pending, caller=BOB)["statusCode"] == 404
+
+
+def test_an_upload_posted_again_after_submit_does_not_change_what_the_task_runs_on(driver: Driver) -> None:
+    # GIVEN a task accepted on an upload of [1, 1, 1]
+    created = driver.create_upload(caller=ALICE).body
+    driver.upload(created, json.dumps({"values": [1, 1, 1]}).encode())
+    accepted = driver.submit("describe", None, {"Input-Upload": created["upload_id"]}, caller=ALICE)
+    assert accepted.status == 202, accepted.body
+    task_id = accepted.body["task_id"]
+
+    # WHEN the form, still valid for its hour, is posted again with other numbers before the worker runs
+    driver.upload(created, json.dumps({"values": [100, 200, 300]}).encode())
+    driver.deliver()
+
+    # THEN the task ran on the bytes it was accepted with, and its input's link shows those bytes
+    assert driver.get("describe", task_id, caller=ALICE).body["result"]["mean"] == 1.0
+    link = result_handler(http_event("GET", f"/describe/{task_id}/input", authorizer=ALICE), lambda_context())
+    assert link["statusCode"] == 303
+    location = urlsplit(link["headers"]["Location"])
+    version = dict(parse_qsl(location.query))["versionId"]
+    shown = driver.s3.get_object(
+        Bucket=driver.resources.payload_bucket, Key=created["fields"]["key"], VersionId=version
+    )
+    assert json.loads(shown["Body"].read()) == {"values": [1, 1, 1]}
+
+
+def test_an_upload_serves_one_task(driver: Driver) -> None:
+    # GIVEN alice's upload, the input of a task
+    upload_id = _uploaded(driver, json.dumps({"values": [1, 2]}).encode(), ALICE)
+    first = driver.submit("describe", None, {"Input-Upload": upload_id}, caller=ALICE)
+    assert first.status == 202, first.body
+
+    # WHEN she names it again, for the same kind of task or another, with or without an Idempotency-Key
+    again = [
+        driver.submit("describe", None, {"Input-Upload": upload_id}, caller=ALICE),
+        driver.submit("describe", None, {"Input-Upload": upload_id, "Idempotency-Key": "k-2"}, caller=ALICE),
+        driver.submit("fit", None, {"Input-Upload": upload_id}, caller=ALICE),
+    ]
+
+    # THEN each is a 409 naming the header and the task the upload serves; nothing more is recorded or queued
+    for refused in again:
+        assert refused.status == 409, refused.body
+        assert refused.body["errors"][0]["field"] == "Input-Upload"
+        assert first.body["task_id"] in refused.body["detail"]
+    assert driver.queue_depth(driver.resources.queue_url) == 1
+    assert [item["task_id"] for item in driver.list(None, caller=ALICE).body["items"]] == [first.body["task_id"]]
+
+
+def test_an_idempotent_replay_naming_its_upload_is_the_same_task(driver: Driver) -> None:
+    upload_id = _uploaded(driver, json.dumps({"values": [1, 2]}).encode(), ALICE)
+    headers = {"Input-Upload": upload_id, "Idempotency-Key": "nightly-1"}
+
+    first = driver.submit("describe", None, headers, caller=ALICE)
+    replayed = driver.submit("describe", None, headers, caller=ALICE)
+
+    assert (first.status, replayed.status) == (202, 202), replayed.body
+    assert replayed.body["task_id"] == first.body["task_id"]
+
+
+def test_an_idempotency_key_used_with_another_upload_is_a_409_and_leaves_that_upload_free(driver: Driver) -> None:
+    # GIVEN a task submitted with a key on one upload
+    first_upload = _uploaded(driver, json.dumps({"values": [1]}).encode(), ALICE)
+    second_upload = _uploaded(driver, json.dumps({"values": [2]}).encode(), ALICE)
+    key = {"Idempotency-Key": "nightly-2"}
+    assert driver.submit("describe", None, {"Input-Upload": first_upload, **key}, caller=ALICE).status == 202
+
+    # WHEN the key names another upload
+    conflict = driver.submit("describe", None, {"Input-Upload": second_upload, **key}, caller=ALICE)
+
+    # THEN it is the key's conflict, and the other upload is still free for a task of its own
+    assert conflict.status == 409
+    assert "Idempotency-Key" in conflict.body["detail"]
+    assert driver.submit("describe", None, {"Input-Upload": second_upload}, caller=ALICE).status == 202

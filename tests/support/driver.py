@@ -55,8 +55,9 @@ class Driver:
     ) -> HttpResponse:
         return _call(submit_handler, http_event("POST", f"/{task}", body, headers, authorizer=caller))
 
-    def create_upload(self, *, caller: Authorizer = None) -> HttpResponse:
-        return _call(submit_handler, http_event("POST", "/uploads", authorizer=caller))
+    def create_upload(self, *, caller: Authorizer = None, body: Any = None) -> HttpResponse:
+        """POST /uploads, without a body as old clients send it, or with `body` ({"bytes": N})."""
+        return _call(submit_handler, http_event("POST", "/uploads", body, authorizer=caller))
 
     def upload(self, form: dict[str, Any], data: bytes) -> None:
         """Store `data` where an upload form says, as the caller's POST to S3 would (tests/e2e send it for real)."""

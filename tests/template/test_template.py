@@ -409,18 +409,43 @@ def test_template_each_function_may_touch_only_the_payload_prefixes_it_uses(reso
     }
     assert _object_grants(resources, "WorkerFunction") == {
         "s3:GetObject": {"inputs", "uploads"},
+        "s3:GetObjectVersion": {"uploads"},  # an upload as its task was accepted
         "s3:PutObject": {"results"},
     }
-    # Download links: of results (GET .../result), and of inputs kept apart (GET .../input).
-    assert _object_grants(resources, "ResultFunction") == {"s3:GetObject": {"results", "inputs", "uploads"}}
-    # A durable task's input and result, and its step values too large for a checkpoint.
+    # Download links: of results (GET .../result), and of inputs kept apart (GET .../input), an upload's in its version.
+    assert _object_grants(resources, "ResultFunction") == {
+        "s3:GetObject": {"results", "inputs", "uploads"},
+        "s3:GetObjectVersion": {"uploads"},
+    }
+    # A durable task's input (an upload's in its version) and result, and its step values too large for a checkpoint.
     assert _object_grants(resources, "DurableRunnerFunction") == {
         "s3:GetObject": {"inputs", "uploads", "checkpoints"},
+        "s3:GetObjectVersion": {"uploads"},
         "s3:PutObject": {"results", "checkpoints"},
     }
     assert _object_grants(resources, "DeadLetterFunction") == {}
     assert _object_grants(resources, "NotifierFunction") == {}
     assert _object_grants(resources, "WebhookFunction") == {}
+
+
+def test_template_iam_owner_chooses_role_or_session_for_the_api_functions(
+    sam_template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    from core.domain.identity import IamOwner
+
+    parameter = sam_template["Parameters"]["IamOwner"]
+    assert parameter["Default"] == "Role"  # as before the parameter: one owner per role
+    assert parameter["AllowedValues"] == [mode.value for mode in IamOwner]
+    # Every function that works out a caller's owner reads it.
+    for name in ("SubmitFunction", "ResultFunction"):
+        assert resources[name]["Properties"]["Environment"]["Variables"]["IAM_OWNER"] == {"Ref": "IamOwner"}, name
+
+
+def test_template_submit_bounds_inputs_by_the_workers_memory(resources: dict[str, Any]) -> None:
+    # The largest input a task can take (POST /uploads' 413, the form's limit) follows WorkerMemorySize.
+    variables = resources["SubmitFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["WORKER_MEMORY_MB"] == {"Ref": "WorkerMemorySize"}
+    assert resources["WorkerFunction"]["Properties"]["MemorySize"] == {"Ref": "WorkerMemorySize"}
 
 
 def test_template_payload_bucket_is_private_encrypted_tls_only_and_expires_with_the_tasks(
@@ -432,10 +457,30 @@ def test_template_payload_bucket_is_private_encrypted_tls_only_and_expires_with_
     )
     (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
-    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
-    assert (rule["Status"], rule["ExpirationInDays"]) == ("Enabled", {"Ref": "TaskRetentionDays"})
-    assert "Prefix" not in rule  # every object
-    assert "Filter" not in rule
+    # Versions: a task reads its upload as it was accepted, whatever is posted to the form after.
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    rules = {rule.get("Prefix"): rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    assert all(rule["Status"] == "Enabled" for rule in rules.values())
+    retention = {"Ref": "TaskRetentionDays"}
+    # Every prefix the functions write expires, and no version outlives what reads it: inputs and results are
+    # written once, with their task; an upload's version is read as long as its task lives, from when it stops being
+    # the current one (a day after its form, or when the form is posted again).
+    expiry = {
+        prefix: (rule["ExpirationInDays"], rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        for prefix, rule in rules.items()
+        if prefix
+    }
+    assert expiry == {
+        "inputs/": (retention, 1),
+        "results/": (retention, 1),
+        "uploads/": (1, retention),
+        # Read back at each replay of a durable task, which may run a year (DurableTaskTimeout's maximum).
+        "checkpoints/": (366, 1),
+    }
+    assert {prefix.rstrip("/") for prefix in expiry} == set(PAYLOAD_PREFIXES)
+    clean_up = rules[None]  # every object: delete markers left alone, unfinished uploads
+    assert clean_up["ExpiredObjectDeleteMarker"] is True
+    assert clean_up["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
     (statement,) = resources["PayloadBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert (statement["Effect"], statement["Principal"], statement["Action"]) == ("Deny", "*", "s3:*")
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

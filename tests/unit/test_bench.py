@@ -210,3 +210,20 @@ def test_the_load_generator_sleeps_the_bodys_hint_else_the_headers_seconds() -> 
     assert retry_after({"status": "running"}, "2") == 2.0
     assert retry_after({"retry_after": 0}, None) is None
     assert retry_after(None, "soon") is None
+
+
+@pytest.mark.parametrize("shape", ["describe", "fit"])
+def test_the_input_memory_probe_runs_the_task_as_the_worker_does_and_reports_its_peak(
+    shape: str, tmp_path: pytest.TempPathFactory
+) -> None:
+    from pathlib import Path
+
+    from bench.input_memory import measure
+
+    # GIVEN a small input of the costliest shape, run in a process of its own
+    probe = measure(shape, 20_000, Path(str(tmp_path)))
+
+    # THEN the task succeeded and the peak counts the input's parse above the handler's own imports
+    assert probe["status"] == "succeeded"
+    assert probe["input_bytes"] > 80_000
+    assert 30 < probe["baseline_mb"] <= probe["peak_mb"] < 200

@@ -46,6 +46,7 @@ def test_the_functions_clients_read_the_cut_models_and_a_tasks_clients_the_full_
         "GetItem",
         "PutItem",
         "Query",
+        "TransactWriteItems",
         "UpdateItem",
     ]
     assert "SendMessage" in sqs_client().meta.service_model.operation_names

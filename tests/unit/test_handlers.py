@@ -128,6 +128,88 @@ def test_submit_accepts_a_base64_encoded_body(aws: LocalResources) -> None:
     assert body["task"] == "multiply"
 
 
+def _with_content_type(event: dict[str, Any], content_type: str | None) -> dict[str, Any]:
+    """The event as API Gateway passes it, header names lowercased, with this Content-Type (None: none at all)."""
+    headers = {name: value for name, value in event["headers"].items() if name.lower() != "content-type"}
+    event["headers"] = headers if content_type is None else {**headers, "content-type": content_type}
+    return event
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "text/plain",
+        "text/plain; charset=utf-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "text/json",
+        "application/jsonp",
+        "application/json-seq",
+        "application/+json",
+        "",
+    ],
+)
+def test_submit_refuses_a_body_not_sent_as_json_with_a_415_and_stores_nothing(
+    aws: LocalResources, content_type: str | None
+) -> None:
+    # GIVEN a valid task input, as a cross-site HTML form could send it (no preflight for text/plain)
+    event = _with_content_type(http_event("POST", "/multiply", {"x": 2, "y": 3}), content_type)
+
+    code, headers, problem = call(submit_handler, event)
+
+    assert code == 415
+    assert headers["Content-Type"] == "application/problem+json"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert problem["title"] == "Unsupported media type"
+    assert "application/json" in problem["detail"]
+    assert aws_table_is_empty()
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON;charset=UTF-8",
+        "application/merge-patch+json",
+        "application/vnd.api+json",
+    ],
+)
+def test_submit_accepts_json_and_any_json_based_media_type(aws: LocalResources, content_type: str) -> None:
+    event = _with_content_type(http_event("POST", "/multiply", {"x": 2, "y": 3}), content_type)
+
+    code, _, body = call(submit_handler, event)
+
+    assert code == 202, body
+
+
+def test_a_request_without_a_body_needs_no_content_type(aws: LocalResources) -> None:
+    code, _, body = call(submit_handler, _with_content_type(http_event("POST", "/uploads"), None))
+
+    assert code == 201, body
+
+
+def test_every_json_answer_of_the_api_tells_browsers_not_to_sniff(aws: LocalResources) -> None:
+    accepted = submit_handler(load_event("submit_multiply"), lambda_context())
+    task_id = json.loads(accepted["body"])["task_id"]
+    answers = [
+        accepted,
+        submit_handler(load_event("submit_invalid_input"), lambda_context()),
+        submit_handler(http_event("GET", "/openapi.json"), lambda_context()),
+        submit_handler(http_event("POST", "/uploads"), lambda_context()),
+        result_handler(http_event("GET", f"/multiply/{task_id}"), lambda_context()),
+        result_handler(http_event("GET", f"/multiply/{task_id}/input"), lambda_context()),
+        result_handler(http_event("GET", "/multiply/not-an-id"), lambda_context()),
+        result_handler(http_event("GET", "/tasks"), lambda_context()),
+        result_handler(http_event("PUT", f"/multiply/{task_id}"), lambda_context()),
+    ]
+
+    for answer in answers:
+        assert answer["headers"]["Content-Type"].split(";")[0] in ("application/json", "application/problem+json")
+        assert answer["headers"]["X-Content-Type-Options"] == "nosniff", answer
+
+
 def test_unknown_task_is_404_even_with_an_invalid_body(aws: LocalResources) -> None:
     code, _, body = call(submit_handler, http_event("POST", "/divide", "not json"))
 
@@ -173,6 +255,7 @@ def test_openapi_document_describes_each_task_input(aws: LocalResources) -> None
     assert set(document["paths"]["/multiply/{task_id}"]) == {"parameters", "get", "delete"}
     assert set(document["paths"]["/multiply/{task_id}/input"]) == {"parameters", "get"}
     assert set(document["paths"]["/tasks"]) == {"get"}
+    assert set(document["paths"]["/uploads"]) == {"post"}
 
 
 def test_openapi_document_describes_listing_and_its_parameters(aws: LocalResources) -> None:
@@ -192,6 +275,31 @@ def test_openapi_document_describes_listing_and_its_parameters(aws: LocalResourc
         listed = operation["responses"]["200"]["content"]["application/json"]["schema"]
         assert listed == {"$ref": "#/components/schemas/TaskList"}
     assert document["components"]["schemas"]["TaskList"]["required"] == ["items", "next_cursor"]
+
+
+def test_openapi_document_describes_post_uploads_as_it_answers(aws: LocalResources) -> None:
+    import jsonschema
+
+    from core.adapters.payloads import InputLimit
+
+    # GIVEN the document and a real answer of POST /uploads
+    _, _, document = call(submit_handler, http_event("GET", "/openapi.json"))
+    code, _, answer = call(submit_handler, http_event("POST", "/uploads", {"bytes": 5000}))
+
+    # THEN the answer is what the document says: url and fields at the top level
+    operation = document["paths"]["/uploads"]["post"]
+    assert code == 201
+    assert operation["responses"]["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Upload"
+    }
+    jsonschema.validate(answer, document["components"]["schemas"]["Upload"])
+    assert {"url", "fields"} <= set(answer)
+    assert "form" not in answer
+    # AND the declared size is bounded as the worker's memory bounds it, refused above with a 413
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["bytes"]["maximum"] == InputLimit(512).max_bytes
+    assert {"413", "415", "422"} <= set(operation["responses"])
+    assert "415" in document["paths"]["/multiply"]["post"]["responses"]
 
 
 def aws_table_is_empty() -> bool:

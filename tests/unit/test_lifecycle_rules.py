@@ -10,7 +10,7 @@ from msgspec.structs import replace
 from core.adapters.memory_store import InMemoryTaskStore
 from core.domain.lifecycle import TRANSITIONS, Write, view
 from core.domain.records import TaskFailure, TaskStatus
-from core.domain.store import TransitionRefused
+from core.domain.store import TransitionRefused, UploadTaken
 from tests.support.records import queued_multiply
 
 NOW = 1_795_831_200.0
@@ -55,6 +55,55 @@ def test_create_takes_the_id_of_an_expired_record(store: InMemoryTaskStore) -> N
     store.create(fresh, QUEUED.expires_at + 1.0)
 
     assert store.get(QUEUED.task_id) == fresh
+
+
+UPLOAD = "uploads/0123abcd/1b4e28ba-2fa1-41d2-883f-0016d3cca427"
+OTHER_ID = "5d6c1a0e-8f3b-4c2d-9e7a-1b2c3d4e5f60"
+
+
+def test_create_claims_the_upload_it_names_for_that_task_alone(store: InMemoryTaskStore) -> None:
+    # GIVEN a task created on an upload
+    first = replace(QUEUED, task_id=OTHER_ID, input_json=None, input_ref=UPLOAD)
+    store.create(first, NOW, upload=UPLOAD)
+
+    # WHEN another task names the same upload
+    second = replace(first, task_id="9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d")
+    with pytest.raises(UploadTaken) as taken:
+        store.create(second, NOW + 1, upload=UPLOAD)
+
+    # THEN it is refused, naming the task the upload serves, and nothing of it was written
+    assert taken.value.task_id == OTHER_ID
+    assert store.get(second.task_id) is None
+
+
+def test_create_refuses_a_live_record_before_looking_at_its_upload(store: InMemoryTaskStore) -> None:
+    # An idempotent replay (the same id) of a task on an upload meets its own record, whatever the upload's claim.
+    with pytest.raises(TransitionRefused) as refused:
+        store.create(replace(QUEUED, input_json=None, input_ref=UPLOAD), NOW, upload=UPLOAD)
+
+    assert refused.value.current == QUEUED
+
+
+def test_a_refused_create_claims_no_upload(store: InMemoryTaskStore) -> None:
+    with pytest.raises(TransitionRefused):
+        store.create(replace(QUEUED, input_json=None, input_ref=UPLOAD), NOW, upload=UPLOAD)
+
+    store.create(replace(QUEUED, task_id=OTHER_ID, input_json=None, input_ref=UPLOAD), NOW, upload=UPLOAD)
+
+    assert store.get(OTHER_ID) is not None
+
+
+def test_an_upload_whose_task_has_expired_may_be_claimed_again(store: InMemoryTaskStore) -> None:
+    first = replace(QUEUED, task_id=OTHER_ID, input_json=None, input_ref=UPLOAD)
+    store.create(first, NOW, upload=UPLOAD)
+    later = first.expires_at + 1.0
+    second = replace(
+        first, task_id="9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", created_at=later, expires_at=int(later) + 60
+    )
+
+    store.create(second, later, upload=UPLOAD)
+
+    assert store.get(second.task_id) == second
 
 
 def test_claim_records_when_the_run_began_not_when_it_was_claimed(store: InMemoryTaskStore) -> None:

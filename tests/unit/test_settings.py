@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from core.settings import Settings, SettingsError, SubmitSettings, WorkerSettings
@@ -27,6 +29,14 @@ def test_worker_settings_reject_a_bad_receive_count(monkeypatch: pytest.MonkeyPa
 
     with pytest.raises(SettingsError, match="MAX_RECEIVE_COUNT"):
         WorkerSettings.from_env()
+
+
+@pytest.mark.parametrize("value", ["", "512MB", "0"])
+def test_submit_settings_need_the_workers_memory(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("WORKER_MEMORY_MB", value)
+
+    with pytest.raises(SettingsError, match="WORKER_MEMORY_MB"):
+        SubmitSettings.from_env()
 
 
 def test_worker_settings_read_the_receive_count(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,3 +95,33 @@ def test_notifier_settings_refuse_an_unknown_task_events_value(monkeypatch: pyte
 
     with pytest.raises(SettingsError, match="TASK_EVENTS"):
         NotifierSettings.from_env()
+
+
+@pytest.fixture
+def fresh_iam_owner() -> Iterator[None]:
+    from core.settings import iam_owner
+
+    iam_owner.cache_clear()
+    yield
+    iam_owner.cache_clear()
+
+
+@pytest.mark.usefixtures("fresh_iam_owner")
+def test_iam_owner_is_read_from_the_template(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.domain.identity import IamOwner
+    from core.settings import iam_owner
+
+    monkeypatch.setenv("IAM_OWNER", "RoleSession")
+
+    assert iam_owner() is IamOwner.ROLE_SESSION
+
+
+@pytest.mark.usefixtures("fresh_iam_owner")
+@pytest.mark.parametrize("value", ["", "Session", "role"])
+def test_iam_owner_refuses_anything_but_the_parameters_values(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    from core.settings import iam_owner
+
+    monkeypatch.setenv("IAM_OWNER", value)
+
+    with pytest.raises(SettingsError, match="IAM_OWNER"):
+        iam_owner()

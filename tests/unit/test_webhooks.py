@@ -143,6 +143,14 @@ def sqs_record(delivery: Delivery, attempt: int) -> dict[str, Any]:
         ("https://hooks.example.com /x", "spaces"),
         ("https://hööks.example.com/x", "ASCII"),
         ("https:///x", "host"),
+        # Port 0 once passed as "no port", and the delivery went to 443.
+        ("https://hooks.example.com:0/x", "port from 1 to 65535"),
+        ("https://93.184.216.34:0/x", "port from 1 to 65535"),
+        ("https://hooks.example.com:65536/x", "port from 1 to 65535"),
+        ("https://hooks.example.com:99999999999/x", "port from 1 to 65535"),
+        ("https://hooks.example.com:-1/x", "port from 1 to 65535"),
+        ("https://hooks.example.com:https/x", "port from 1 to 65535"),
+        ("https://hooks.example.com:44a/x", "port from 1 to 65535"),
     ],
 )
 def test_check_url_refuses_what_the_public_policy_does_not_allow(url: str, why: str) -> None:
@@ -154,7 +162,14 @@ def test_check_url_refuses_what_the_public_policy_does_not_allow(url: str, why: 
 
 
 @pytest.mark.parametrize(
-    "url", ["https://hooks.example.com/tasks?key=1", "https://hooks.example.com:8443/x", "https://93.184.216.34/x"]
+    "url",
+    [
+        "https://hooks.example.com/tasks?key=1",
+        "https://hooks.example.com:8443/x",
+        "https://hooks.example.com:1/x",
+        "https://hooks.example.com:65535/x",
+        "https://93.184.216.34/x",
+    ],
 )
 def test_check_url_accepts_public_https_urls(url: str) -> None:
     assert check_url(url, UrlPolicy.PUBLIC) == url
@@ -389,3 +404,10 @@ def test_a_delivery_message_round_trips_and_keeps_its_body_byte_for_byte() -> No
 
     assert Delivery.from_message(delivery.to_message()) == delivery
     assert delivery.body == task_event(finished()).detail_json()
+
+
+@pytest.mark.parametrize(
+    ("url", "port"), [("https://hooks.example.com:8443/x", 8443), ("https://hooks.example.com:/x", 443)]
+)
+def test_parse_url_delivers_to_the_port_named_or_the_schemes_own(url: str, port: int) -> None:
+    assert parse_url(url, UrlPolicy.PUBLIC).port == port

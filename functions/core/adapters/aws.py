@@ -95,10 +95,18 @@ def sqs_client() -> SQSClient:
 def s3_client() -> S3Client:
     # Built only by an invocation that moves a large payload: small tasks never pay for S3's client. A local
     # emulator has no bucket DNS names: path-style addresses there.
-    config = Config(
-        signature_version="s3v4",
-        s3={"addressing_style": "path"} if os.environ.get("AWS_ENDPOINT_URL") else {"addressing_style": "auto"},
-    )
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        config = Config(signature_version="s3v4", s3={"addressing_style": "path"})
+    else:
+        # Every presigned link and upload form names the bucket's Region (<bucket>.s3.<region>.amazonaws.com), the
+        # function's own: with "auto", botocore signs the legacy global endpoint <bucket>.s3.amazonaws.com, which
+        # Regions launched after March 2019 answer with 400, and others with 307 redirects while a new bucket's
+        # name propagates (up to a day), which a browser's POST and a signed GET do not survive
+        # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/VirtualHosting.html). us-east-1 too: botocore
+        # keeps the global endpoint there unless asked for the regional one.
+        config = Config(
+            signature_version="s3v4", s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"}
+        )
     return session().client("s3", config=_CONFIG.merge(config))
 
 

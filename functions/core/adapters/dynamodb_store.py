@@ -10,14 +10,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from core.adapters.aws_errors import AwsError, error_code, is_aws_unavailable
-from core.domain.lifecycle import TRANSITIONS, Write
+from core.domain.lifecycle import TRANSITIONS, UPLOAD_CLAIM_CONDITION, Write
 from core.domain.listing import ListPosition, OwnedTasks
 from core.domain.records import TaskFailure, TaskRecord, TaskStatus
-from core.domain.store import TransitionRefused
+from core.domain.store import TransitionRefused, UploadTaken
 from core.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import PutTypeDef
 
 _STATUS = "#status"
 _NAMES = {_STATUS: "status"}
@@ -25,6 +26,8 @@ _NAMES = {_STATUS: "status"}
 # two alike). Besides the keys it holds a task's name and expiry, which never change: a task's creation writes it once,
 # and none of the updates of its run do (docs/design.md, "Listing and the dashboard").
 OWNER_INDEX = "by-owner"
+# The key of an upload's claim (core.domain.lifecycle.UploadClaim): never a task id, which is a UUID.
+UPLOAD_CLAIM_PREFIX = "upload:"
 # Index entries one Query reads when it filters by task name (≈ 150 bytes each: 200 are ≈ 4 read units at most).
 TASK_FILTER_READ = 200
 # Queries of the index one page makes at most before it answers with what it found and where to go on.
@@ -65,6 +68,7 @@ def to_item(record: TaskRecord) -> dict[str, Any]:
     optional_texts = {
         "input": record.input_json,
         "input_ref": record.input_ref,
+        "input_version": record.input_version,
         "result": record.result_json,
         "result_ref": record.result_ref,
         "webhook_url": record.webhook_url,
@@ -143,6 +147,7 @@ def from_item(item: dict[str, Any]) -> TaskRecord:
         retry_after_seconds=int(item["retry_after"]["N"]),
         last_attempt=item.get("last_attempt", {}).get("BOOL", False),
         input_ref=text("input_ref"),
+        input_version=text("input_version"),
         result_ref=text("result_ref"),
         result_bytes=int(item["result_bytes"]["N"]) if "result_bytes" in item else None,
         webhook_url=text("webhook_url"),
@@ -154,16 +159,43 @@ def from_item(item: dict[str, Any]) -> TaskRecord:
     )
 
 
+# Why DynamoDB cancels a transaction when a later attempt may succeed: another transaction on the same item in
+# flight, or throttling.
+_BUSY = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
+
+
+class _Cancelled(Exception):
+    """A transaction's conditions refused: for each of its items, None when its condition held, else the item as it
+    stood ({} when there was none)."""
+
+    def __init__(self, reasons: list[dict[str, Any] | None]) -> None:
+        super().__init__("transaction cancelled")
+        self.reasons = reasons
+
+
 @contextmanager
 def _domain_errors() -> Iterator[None]:
     """A refused condition as TransitionRefused (with the record as it stood: ReturnValuesOnConditionCheckFailure),
-    a throttled or unreachable table as StoreUnavailable; anything else (a bug, a missing permission) as it is."""
+    a refused transaction as _Cancelled, a throttled or unreachable table as StoreUnavailable; anything else (a bug, a
+    missing permission) as it is."""
     try:
         yield
     except AwsError as error:
-        if error_code(error) == "ConditionalCheckFailedException":
+        code = error_code(error)
+        if code == "ConditionalCheckFailedException":
             item: dict[str, Any] | None = error.response.get("Item")  # type: ignore[union-attr,assignment]
             raise TransitionRefused(from_item(item) if item else None) from error
+        if code == "TransactionCanceledException":
+            reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[union-attr,assignment]
+            if any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons):
+                raise _Cancelled(
+                    [
+                        reason.get("Item", {}) if reason.get("Code") == "ConditionalCheckFailed" else None
+                        for reason in reasons
+                    ]
+                ) from error
+            if any(reason.get("Code") in _BUSY for reason in reasons):
+                raise StoreUnavailable("the task store is busy; try again") from error
         if is_aws_unavailable(error):
             raise StoreUnavailable("the task store is busy or unavailable; try again") from error
         raise
@@ -198,15 +230,40 @@ class DynamoTaskStore:
             )
         return from_item(response["Attributes"])
 
-    def create(self, record: TaskRecord, now: float) -> None:
-        with _domain_errors():
-            self._client.put_item(
-                TableName=self._table,
-                Item=to_item(record),
-                ConditionExpression=TRANSITIONS[Write.CREATE].condition,
-                ExpressionAttributeValues={":now": _n(now)},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+    def create(self, record: TaskRecord, now: float, *, upload: str | None = None) -> None:
+        put: PutTypeDef = {
+            "TableName": self._table,
+            "Item": to_item(record),
+            "ConditionExpression": TRANSITIONS[Write.CREATE].condition,
+            "ExpressionAttributeValues": {":now": _n(now)},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if upload is None:
+            with _domain_errors():
+                self._client.put_item(**put)
+            return
+        # The upload's claim is an item of its own in the same table (no second table to declare and grant), keyed
+        # by the upload: it has no owner or created_at, so the owner index never holds it, and no status, so the
+        # notifier's stream filter drops it. Written with the record or not at all.
+        claim: PutTypeDef = {
+            "TableName": self._table,
+            "Item": {
+                "task_id": _s(f"{UPLOAD_CLAIM_PREFIX}{upload}"),
+                "claimed_by": _s(record.task_id),
+                "expires_at": _n(record.expires_at),
+            },
+            "ConditionExpression": UPLOAD_CLAIM_CONDITION,
+            "ExpressionAttributeValues": {":now": _n(now), ":task_id": _s(record.task_id)},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        try:
+            with _domain_errors():
+                self._client.transact_write_items(TransactItems=[{"Put": put}, {"Put": claim}])
+        except _Cancelled as cancelled:
+            record_refused, claim_refused = cancelled.reasons
+            if record_refused is not None:
+                raise TransitionRefused(from_item(record_refused) if record_refused else None) from cancelled
+            raise UploadTaken(claim_refused["claimed_by"]["S"] if claim_refused else "") from cancelled
 
     def get(self, task_id: str) -> TaskRecord | None:
         with _domain_errors():

@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import msgspec
 
-from core.domain.lifecycle import TRANSITIONS, Guard, Write
+from core.domain.lifecycle import TRANSITIONS, Guard, UploadClaim, Write, upload_claimable
 from core.domain.listing import ListPosition, OwnedTasks
 from core.domain.records import TaskFailure, TaskRecord, TaskStatus
-from core.domain.store import TransitionRefused
+from core.domain.store import TransitionRefused, UploadTaken
 
 Change = Callable[[TaskRecord], TaskRecord | None]
 
@@ -19,6 +19,7 @@ Change = Callable[[TaskRecord], TaskRecord | None]
 class InMemoryTaskStore:
     def __init__(self) -> None:
         self._records: dict[str, TaskRecord] = {}
+        self._claims: dict[str, UploadClaim] = {}
         self._lock = threading.Lock()
 
     def _apply(self, task_id: str, write: Write, guard: Guard, change: Change) -> TaskRecord | None:
@@ -39,11 +40,17 @@ class InMemoryTaskStore:
         assert changed is not None
         return changed
 
-    def create(self, record: TaskRecord, now: float) -> None:
+    def create(self, record: TaskRecord, now: float, *, upload: str | None = None) -> None:
         with self._lock:
             current = self._records.get(record.task_id)
             if not TRANSITIONS[Write.CREATE].permits(current, Guard(now)):
                 raise TransitionRefused(current)
+            if upload is not None:
+                claim = self._claims.get(upload)
+                if not upload_claimable(claim, record.task_id, now):
+                    assert claim is not None
+                    raise UploadTaken(claim.task_id)
+                self._claims[upload] = UploadClaim(upload, record.task_id, record.expires_at)
             self._records[record.task_id] = record
 
     def get(self, task_id: str) -> TaskRecord | None:

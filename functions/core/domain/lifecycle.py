@@ -88,6 +88,24 @@ _UNCHANGED = "#status = :expected_status AND attempts = :expected_attempts"
 _CLAIMABLE = f"{_LIVE} AND (#status = :queued OR (#status = :running AND lease_until < :now))"
 
 
+class UploadClaim(msgspec.Struct, frozen=True):
+    """Which task an upload serves: written with the record of the task it is the input of (the create transition),
+    in one transaction, and kept as long as that record."""
+
+    upload: str
+    task_id: str
+    expires_at: int
+
+
+# The claim's item is keyed by the upload's key (core.adapters.dynamodb_store): free, claimed by this very task (an
+# idempotent replay), or claimed by a task whose record has expired.
+UPLOAD_CLAIM_CONDITION = "attribute_not_exists(task_id) OR claimed_by = :task_id OR expires_at <= :now"
+
+
+def upload_claimable(current: UploadClaim | None, task_id: str, now: float) -> bool:
+    return current is None or current.task_id == task_id or current.expires_at <= now
+
+
 class Transition(msgspec.Struct, frozen=True):
     write: Write
     # None: no record (before it is created, after it is withdrawn).
@@ -111,7 +129,8 @@ TRANSITIONS: dict[Write, Transition] = {
             "attribute_not_exists(task_id) OR expires_at <= :now",
             _absent_or_expired,
             "a new task; an expired record DynamoDB has not deleted yet does not hold its id, and an idempotent replay "
-            "is refused with the record it would replace",
+            "is refused with the record it would replace. A task whose input is an upload claims the upload in the "
+            f"same transaction (`{UPLOAD_CLAIM_CONDITION}`): an upload serves one task",
         ),
         Transition(
             Write.WITHDRAW,

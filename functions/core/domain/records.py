@@ -74,6 +74,8 @@ class TaskRecord(msgspec.Struct, frozen=True):
     last_attempt: bool = False
     # The payload bucket's key of an input too large for the record, or uploaded by the caller (input_json None).
     input_ref: str | None = None
+    # An uploaded input's version as submit found it: the bytes the task was accepted with, whatever is posted after.
+    input_version: str | None = None
     # The payload bucket's key of a result too large for the record (result_json None), and its size.
     result_ref: str | None = None
     result_bytes: int | None = None

@@ -17,13 +17,23 @@ class TransitionRefused(Exception):
         self.current = current
 
 
+class UploadTaken(Exception):
+    """The upload a new task names is the input of another task already (`task_id`); nothing was written."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"the upload serves task {task_id}")
+        self.task_id = task_id
+
+
 class TaskStore(Protocol):
     """Every method but `get` and `list_owned` is the lifecycle transition of the same name; each raises
     TransitionRefused with the record as it stood when its condition does not hold. Any method raises StoreUnavailable
     when the store cannot be reached."""
 
-    def create(self, record: TaskRecord, now: float) -> None:
-        """Store a new queued record."""
+    def create(self, record: TaskRecord, now: float, *, upload: str | None = None) -> None:
+        """Store a new queued record; with `upload` (its input's key), claim the upload for it in the same write:
+        TransitionRefused when the record's condition fails (whatever the claim's), else UploadTaken when another
+        task holds the upload (core.domain.lifecycle.UPLOAD_CLAIM_CONDITION)."""
 
     def get(self, task_id: str) -> TaskRecord | None:
         """The record as stored (strongly consistent), expired or not; None when there is none."""

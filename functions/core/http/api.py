@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -31,7 +32,9 @@ from core.errors import (
     PayloadTooLarge,
     ServiceUnavailable,
     TaskNotFound,
+    UnsupportedMediaType,
 )
+from core.settings import iam_owner
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,18 @@ ALL_TASKS_ROUTE = "/tasks"
 TASK_INPUT_ROUTE = "/{task}/{task_id}/input"
 
 
+# What a request body must be sent as: application/json, or a JSON-based type (RFC 6839's +json suffix), with any
+# parameters (charset). Anything else is a 415: a browser sends a cross-site form's body (text/plain, urlencoded,
+# multipart) without asking first (a CORS preflight), and without this check such a form could submit tasks with a
+# signed-in user's cookies or to an API whose AuthType is NONE.
+_JSON_MEDIA_TYPE = re.compile(r"application/(?:[a-z0-9!#$&^_.+-]+\+)?json")
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return _JSON_MEDIA_TYPE.fullmatch(media_type) is not None
+
+
 def dumps(body: Any) -> str:
     return json.dumps(body, separators=(",", ":"), allow_nan=False)
 
@@ -57,7 +72,8 @@ def response(status: int, body: str, content_type: str, headers: Mapping[str, st
         "statusCode": status,
         "body": body,
         "isBase64Encoded": False,
-        "headers": {"Content-Type": content_type, **(headers or {})},
+        # A browser never takes an answer for anything but its declared type (say, JSON holding markup for HTML).
+        "headers": {"Content-Type": content_type, "X-Content-Type-Options": "nosniff", **(headers or {})},
     }
 
 
@@ -115,9 +131,19 @@ class Request(msgspec.Struct, frozen=True):
                 return str(value)
         return None
 
+    @property
+    def has_body(self) -> bool:
+        """Whether the request carries a body at all: one of blanks is a body, and not JSON."""
+        return bool(self.event.get("body"))
+
     def json_body(self, *, optional: bool = False) -> Any:
-        """The JSON body: 413 over the size limit, 400 when it is missing (None if `optional`) or not JSON."""
+        """The JSON body: 415 when it is not sent as JSON, 413 over the size limit, 400 when it is missing (None if
+        `optional`) or not JSON. A request without a body needs no Content-Type."""
         raw = self.event.get("body") or ""
+        content_type = self.header("Content-Type")
+        if raw and not is_json_media_type(content_type):
+            sent = f"Content-Type {content_type[:100]!r}" if content_type else "no Content-Type"
+            raise UnsupportedMediaType(f"send the body as Content-Type: application/json, not with {sent}")
         if self.event.get("isBase64Encoded"):
             try:
                 raw = base64.b64decode(raw, validate=True).decode()
@@ -137,8 +163,9 @@ class Request(msgspec.Struct, frozen=True):
 
     @property
     def owner(self) -> str:
-        """Who is calling, as the API's authorizer established it (core.domain.identity)."""
-        return owner_of(self.event["requestContext"].get("authorizer"))
+        """Who is calling, as the API's authorizer established it (core.domain.identity), an assumed role's sessions
+        as the stack's IamOwner parameter says."""
+        return owner_of(self.event["requestContext"].get("authorizer"), iam_owner())
 
 
 Handler = Callable[..., dict[str, Any]]

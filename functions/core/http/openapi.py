@@ -6,11 +6,12 @@ from typing import Any
 
 import msgspec
 
+from core.adapters.payloads import UPLOAD_URL_SECONDS, InputLimit
 from core.domain.listing import DEFAULT_LIMIT, MAX_EXAMINED, MAX_LIMIT
 from core.domain.records import TaskStatus
-from core.http.api import MAX_BODY_BYTES
+from core.http.api import MAX_BODY_BYTES, UPLOADS_ROUTE
 from core.registry import tasks
-from core.services.tasks import MAX_IDEMPOTENCY_KEY_LENGTH
+from core.services.tasks import MAX_IDEMPOTENCY_KEY_LENGTH, UPLOAD_HEADER, UPLOAD_SIZE_FIELD
 from core.services.webhooks import MAX_URL_LENGTH, WEBHOOK_HEADER
 
 _TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
@@ -65,6 +66,10 @@ _LIST_DESCRIPTION = (
     f"{MAX_EXAMINED} tasks: with a status filter it may hold fewer than limit, none even, and still have a next_cursor."
 )
 _TASK_LIST = {"application/json": {"schema": {"$ref": "#/components/schemas/TaskList"}}}
+_JSON_BODY = (
+    "Sent as Content-Type: application/json (or another application/*+json type, any charset): any other type is a "
+    "415. A request without a body needs none."
+)
 
 
 def _status_schema(result_schema: dict[str, Any]) -> dict[str, Any]:
@@ -102,8 +107,61 @@ def _status_schema(result_schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def openapi_document() -> dict[str, Any]:
+def _uploads(limit: InputLimit) -> dict[str, Any]:
+    """POST /uploads: its optional body and its answer, as core.services.tasks and submit.app make them."""
+    size = {"type": "integer", "minimum": 1, "maximum": limit.max_bytes, "description": "The file's size in bytes"}
+    return {
+        "post": {
+            "operationId": "create_upload",
+            "summary": "A form to upload an input too large for a request straight to the payload bucket",
+            "description": f"POST the form's fields, then the file, as multipart/form-data to its url within "
+            f"{UPLOAD_URL_SECONDS} s; then submit the task with the upload_id in the {UPLOAD_HEADER} header and no "
+            f"body, within a day. An upload is the input of one task. Declare the file's size, and the form allows "
+            f"that many bytes; without a body it allows the most a task can take ({limit.max_bytes} bytes here, "
+            "with the worker's memory); a larger size is a 413.",
+            "requestBody": {
+                "required": False,
+                "description": _JSON_BODY,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": [UPLOAD_SIZE_FIELD],
+                            "additionalProperties": False,
+                            "properties": {UPLOAD_SIZE_FIELD: size},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "201": {
+                    "description": "The form",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Upload"}}},
+                },
+                **dict.fromkeys(("400", "413", "415", "422", "500", "503"), _PROBLEM),
+            },
+        }
+    }
+
+
+_UPLOAD = {
+    "type": "object",
+    "required": ["upload_id", "url", "fields", "expires_at", "max_bytes", "header"],
+    "properties": {
+        "upload_id": {"type": "string", "format": "uuid"},
+        "url": {"type": "string", "description": "Where to POST the fields and the file (multipart/form-data)"},
+        "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+        "expires_at": {"type": "string", "format": "date-time", "description": "When the form stops working"},
+        "max_bytes": {"type": "integer", "minimum": 1, "description": "The largest file the form allows"},
+        "header": {"const": UPLOAD_HEADER, "description": "The header that names the upload at submit"},
+    },
+}
+
+
+def openapi_document(limit: InputLimit) -> dict[str, Any]:
+    """The document, with the largest input a task takes (`limit`: the worker's memory's) where it is a bound."""
     schemas: dict[str, Any] = {
+        "Upload": _UPLOAD,
         "TaskStatus": _status_schema({}),
         "TaskList": {
             "type": "object",
@@ -115,6 +173,7 @@ def openapi_document() -> dict[str, Any]:
         },
     }
     paths: dict[str, Any] = {
+        UPLOADS_ROUTE: _uploads(limit),
         "/tasks": {
             "get": {
                 "operationId": "list_tasks",
@@ -126,7 +185,7 @@ def openapi_document() -> dict[str, Any]:
                     **dict.fromkeys(("400", "500", "503"), _PROBLEM),
                 },
             }
-        }
+        },
     }
     # One call for every model, so that two tasks sharing a nested model share its schema.
     input_refs, input_schemas = msgspec.json.schema_components(
@@ -154,11 +213,12 @@ def openapi_document() -> dict[str, Any]:
                 ],
                 "requestBody": {
                     "required": True,
+                    "description": _JSON_BODY,
                     "content": {"application/json": {"schema": input_ref}},
                 },
                 "responses": {
                     "202": {"description": "Accepted: poll the Location", "content": status, "headers": _RETRY_AFTER},
-                    **dict.fromkeys(("400", "404", "409", "413", "422", "500", "503"), _PROBLEM),
+                    **dict.fromkeys(("400", "404", "409", "413", "415", "422", "500", "503"), _PROBLEM),
                 },
             },
             "get": {

@@ -91,9 +91,13 @@ def inputs_of(record: TaskRecord, payloads: PayloadStore) -> Any:
     """The task's input as it was accepted: in its record, or in the payload bucket (large, or uploaded)."""
     if record.input_ref is None:
         return json.loads(record.input_json or "null")
-    data = payloads.get(record.input_ref)
+    data = payloads.get(record.input_ref, record.input_version)
     if data is None:
-        raise InputGone(f"the task's input ({record.input_ref}) is no longer in the payload bucket")
+        version = f" (version {record.input_version})" if record.input_version else ""
+        raise InputGone(
+            f"the task's input is gone: {record.input_ref}{version} is no longer in the payload bucket "
+            "(expired or deleted)"
+        )
     return decode_input(data, record.task)
 
 

@@ -17,8 +17,8 @@ import msgspec
 from core.adapters.executions import ENDED_STATUSES, DurableExecutions
 from core.adapters.payloads import (
     INLINE_INPUT_MAX_BYTES,
-    MAX_UPLOAD_BYTES,
     UPLOAD_URL_SECONDS,
+    InputLimit,
     PayloadStore,
     UploadForm,
     input_key,
@@ -37,11 +37,12 @@ from core.domain.listing import (
     write_cursor,
 )
 from core.domain.records import TaskRecord, TaskStatus
-from core.domain.store import TaskStore, TransitionRefused
+from core.domain.store import TaskStore, TransitionRefused, UploadTaken
 from core.errors import (
     Conflict,
     InvalidInput,
     MalformedRequest,
+    PayloadTooLarge,
     QueueUnavailable,
     ServiceUnavailable,
     StoreUnavailable,
@@ -126,6 +127,8 @@ class TaskService:
         clock: Callable[[], float] = time.time,
         webhook_url_policy: UrlPolicy = UrlPolicy.PUBLIC,
         executions: DurableExecutions | None = None,
+        durable_task_seconds: int = 0,
+        input_limit: InputLimit | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -138,12 +141,29 @@ class TaskService:
         self._webhook_url_policy = webhook_url_policy
         # A cancelled durable task's execution is stopped (core.adapters.executions).
         self._executions = executions
+        # A durable task may run this long (DurableTaskTimeout): its record is kept for that and the retention.
+        self._durable_task_seconds = durable_task_seconds
+        # The largest input the worker can take (its memory); needed by submissions and uploads only.
+        self._input_limit = input_limit
 
-    def create_upload(self, owner: str) -> Upload:
-        """A form for uploading an input straight to the payload bucket, for `owner` alone to submit."""
+    def create_upload(self, owner: str, declared_bytes: int | None = None) -> Upload:
+        """A form for uploading an input straight to the payload bucket, for `owner` alone to submit. `declared_bytes`:
+        the file's size (upload_size), 413 when that is more than a task can take. The form allows that many bytes, or
+        without a size what a task can take: S3 refuses a larger file."""
+        limit = self._limit_or_fail()
+        max_bytes = limit.max_bytes
+        if declared_bytes is not None:
+            if declared_bytes > max_bytes:
+                raise PayloadTooLarge(limit.refusal(declared_bytes), max_bytes=max_bytes)
+            max_bytes = declared_bytes
         upload_id = str(uuid.uuid4())
-        form = self._payloads_or_fail().upload_form(upload_key(owner, upload_id), MAX_UPLOAD_BYTES, UPLOAD_URL_SECONDS)
-        return Upload(upload_id, form, self._clock() + UPLOAD_URL_SECONDS, MAX_UPLOAD_BYTES)
+        form = self._payloads_or_fail().upload_form(upload_key(owner, upload_id), max_bytes, UPLOAD_URL_SECONDS)
+        return Upload(upload_id, form, self._clock() + UPLOAD_URL_SECONDS, max_bytes)
+
+    def _limit_or_fail(self) -> InputLimit:
+        if self._input_limit is None:
+            raise RuntimeError("TaskService needs the worker's input limit to accept inputs and uploads")
+        return self._input_limit
 
     def _payloads_or_fail(self) -> PayloadStore:
         if self._payloads is None:
@@ -175,13 +195,16 @@ class TaskService:
             if not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
                 raise MalformedRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
             task_id = idempotent_task_id(self._id_secret(), task_name, owner, idempotency_key)
+        input_version = None
         if upload_id is not None:
-            input_json, input_ref = None, self._uploaded(owner, upload_id, inputs)
+            input_json, (input_ref, input_version) = None, self._uploaded(owner, upload_id, inputs)
             fingerprint = f"upload {upload_id}"
         else:
             if not isinstance(inputs, dict):
                 raise MalformedRequest(f"the body must be a JSON object with the inputs of {task_name!r}")
             input_json, input_ref = msgspec.json.encode(definition.validate(inputs)).decode(), None
+            if len(input_json) > self._limit_or_fail().max_bytes:
+                raise PayloadTooLarge(self._limit_or_fail().refusal(len(input_json)))
             fingerprint = input_json
             if len(input_json) > INLINE_INPUT_MAX_BYTES:
                 # Too large for the record, where every write would pay for it: the bucket keeps it (claim check).
@@ -200,17 +223,24 @@ class TaskService:
             status=TaskStatus.QUEUED,
             input_json=input_json,
             created_at=now,
-            expires_at=int(now) + self._retention_seconds,
+            expires_at=int(now) + self._retention_seconds + (self._durable_task_seconds if definition.durable else 0),
             owner=owner,
             request_hash=request_hash,
             retry_after_seconds=definition.retry_after_seconds,
             expected_seconds=definition.expected_seconds,
             input_ref=input_ref,
+            input_version=input_version,
             webhook_url=webhook_url,
             durable=definition.durable,
         )
         try:
-            self._store.create(record, now)
+            self._store.create(record, now, upload=input_ref if upload_id is not None else None)
+        except UploadTaken as taken:
+            raise Conflict(
+                f"{UPLOAD_HEADER} names an upload that is the input of task {taken.task_id} already: an upload serves "
+                "one task (POST /uploads again for another)",
+                errors=[{"field": UPLOAD_HEADER, "message": "the upload serves another task", "type": "conflict"}],
+            ) from taken
         except TransitionRefused as refused:
             existing = refused.current
             if (
@@ -230,9 +260,10 @@ class TaskService:
         self._enqueue(record)
         return Submission(record)
 
-    def _uploaded(self, owner: str, upload_id: str, body: Any) -> str:
-        """The key of the caller's own upload named by the Input-Upload header; 422 naming the header when there is
-        none (another caller's upload id names nothing: the key holds the owner's digest)."""
+    def _uploaded(self, owner: str, upload_id: str, body: Any) -> tuple[str, str | None]:
+        """The key of the caller's own upload named by the Input-Upload header, and the version of it there now (the
+        task runs on those bytes); 422 naming the header when there is none (another caller's upload id names
+        nothing: the key holds the owner's digest)."""
         if body is not None:
             raise MalformedRequest(f"send the inputs either in the body or as an upload ({UPLOAD_HEADER}), not both")
         try:
@@ -240,14 +271,17 @@ class TaskService:
         except ValueError:
             raise _upload_refused("is not an upload id") from None
         key = upload_key(owner, upload_id)
-        size = self._payloads_or_fail().size(key)
-        if size is None:
-            raise _upload_refused(
-                "names no upload of yours: upload first (POST /uploads), and submit within the retention"
+        stored = self._payloads_or_fail().head(key)
+        if stored is None:
+            raise _upload_refused("names no upload of yours: upload first (POST /uploads), and submit within a day")
+        limit = self._limit_or_fail()
+        if stored.size > limit.max_bytes:
+            # Uploaded under a larger limit (WorkerMemorySize was lowered since): its every run would fail.
+            raise PayloadTooLarge(
+                f"{UPLOAD_HEADER}: {limit.refusal(stored.size)}",
+                errors=[{"field": UPLOAD_HEADER, "message": limit.refusal(stored.size), "type": "too_large"}],
             )
-        if size > MAX_UPLOAD_BYTES:
-            raise _upload_refused(f"is {size} bytes; at most {MAX_UPLOAD_BYTES} are accepted")
-        return key
+        return key, stored.version
 
     def _send(self, record: TaskRecord, delay_seconds: int = 0) -> None:
         if self._queue is None:
@@ -375,6 +409,31 @@ class TaskService:
         page = self.list_tasks(listing)
         next_cursor = None if page.next is None else write_cursor(page.next, listing, self._id_secret())
         return {"items": [listed(record) for record in page.records], "next_cursor": next_cursor}
+
+
+# POST /uploads's optional body: {"bytes": N}, the size of the file to come, which the form then allows and no more.
+UPLOAD_SIZE_FIELD = "bytes"
+
+
+def upload_size(body: Any) -> int:
+    """The size a POST /uploads body declares: 400 when it is not a JSON object, 422 naming each wrong field."""
+    if not isinstance(body, dict):
+        raise MalformedRequest(f'the body must be a JSON object, {{"{UPLOAD_SIZE_FIELD}": <the file\'s size>}}')
+    errors = [
+        {"field": str(name), "message": "Object contains unknown field", "type": "unknown_field"}
+        for name in body
+        if name != UPLOAD_SIZE_FIELD
+    ]
+    size = body.get(UPLOAD_SIZE_FIELD)
+    if isinstance(size, float) and size.is_integer():
+        size = int(size)  # JSON has one kind of number: 1000.0 is the integer 1000
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        message = "Expected the file's size in bytes, a whole number of at least 1"
+        errors.insert(0, {"field": UPLOAD_SIZE_FIELD, "message": message, "type": "invalid"})
+    if errors:
+        raise InvalidInput("invalid upload request", errors=errors)
+    assert isinstance(size, int)
+    return size
 
 
 def _upload_refused(why: str) -> InvalidInput:

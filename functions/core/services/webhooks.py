@@ -15,6 +15,7 @@ import json
 import math
 import re
 import socket
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 WEBHOOK_HEADER = "Webhook-URL"
 MAX_URL_LENGTH = 2048
+MIN_PORT, MAX_PORT = 1, 65535
+PORT_RANGE = f"must name a port from {MIN_PORT} to {MAX_PORT}, or none"
 # A receiver is expected to answer at once (and do its work later): a slow one holds the webhook function.
 CONNECT_TIMEOUT_SECONDS = 3.0
 READ_TIMEOUT_SECONDS = 10.0
@@ -114,7 +117,7 @@ def parse_url(url: str, policy: UrlPolicy) -> WebhookTarget:
     try:
         parts = urllib3.util.parse_url(url)
     except urllib3.exceptions.LocationParseError as error:
-        raise WebhookRefused("is not a URL") from error
+        raise WebhookRefused(_unparsable(url)) from error
     schemes = ("https",) if policy is UrlPolicy.PUBLIC else ("https", "http")
     if parts.scheme not in schemes:
         raise WebhookRefused(f"must be an {' or '.join(schemes)} URL")
@@ -136,8 +139,20 @@ def parse_url(url: str, policy: UrlPolicy) -> WebhookTarget:
             raise WebhookRefused("must name a loopback address or localhost (loopback addresses only)")
     elif not address_allowed(address, policy):
         raise WebhookRefused(f"names an address that is not allowed ({policy.value} addresses only)")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    # Port 0 would otherwise be taken for "no port" and the delivery sent to 443; urllib3 refuses the rest.
+    if parts.port is not None and not MIN_PORT <= parts.port <= MAX_PORT:
+        raise WebhookRefused(PORT_RANGE)
+    port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
     return WebhookTarget(url, str(parts.scheme), host, port, parts.request_uri)
+
+
+def _unparsable(url: str) -> str:
+    """Why urllib3 could not read `url`: its port, when that is what the standard library cannot read either."""
+    try:
+        port = urllib.parse.urlsplit(url).port
+    except ValueError:
+        return PORT_RANGE
+    return "is not a URL" if port is None or MIN_PORT <= port <= MAX_PORT else PORT_RANGE
 
 
 def _ip_literal(host: str) -> Address | None:

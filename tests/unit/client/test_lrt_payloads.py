@@ -11,6 +11,7 @@ import pytest
 from lrt import TaskClient
 from lrt.auth import BearerAuth
 from lrt.cli import main
+from lrt.errors import ApiError
 from tests.unit.client.fakeapi import TASK_ID, FakeApi, FakeTime, Reply, task_reply
 
 UPLOAD_ID = "5f0c6a3e-1d2b-4c3d-9e8f-0a1b2c3d4e5f"
@@ -66,6 +67,9 @@ def test_a_large_input_is_uploaded_then_submitted_by_reference(api: FakeApi, fak
     form_request, upload, submit = api.requests
     assert (form_request.method, form_request.path) == ("POST", "/uploads")
     assert form_request.headers["authorization"] == "Bearer secret-token"
+    # the form is asked for the file's size, declared as JSON
+    assert form_request.headers["content-type"] == "application/json"
+    assert form_request.json() == {"bytes": len(json.dumps({"values": values}, separators=(",", ":")))}
     assert (upload.method, upload.path) == ("POST", "/bucket")
     assert "authorization" not in upload.headers
     assert upload.headers["content-type"].startswith("multipart/form-data")
@@ -89,7 +93,29 @@ def test_an_input_file_over_the_limit_is_uploaded_from_the_file(
         ("POST", "/bucket"),
         ("POST", "/describe"),
     ]
+    assert api.requests[0].json() == {"bytes": data.stat().st_size}
     assert data.read_bytes() in api.requests[1].body
+
+
+def test_an_input_larger_than_the_api_takes_is_refused_before_it_is_sent(api: FakeApi, fake_time: FakeTime) -> None:
+    # GIVEN an API whose tasks take inputs of 1000 bytes at most
+    refusal = {
+        "type": "about:blank",
+        "title": "Payload too large",
+        "status": 413,
+        "detail": "an input of 5000 bytes is more than a task can take",
+        "max_bytes": 1000,
+    }
+    api.script("POST", "/uploads", Reply(413, refusal, {"Content-Type": "application/problem+json"}))
+
+    # WHEN the client uploads more
+    with pytest.raises(ApiError) as refused:
+        _client(api, fake_time).upload(b"x" * 5000)
+
+    # THEN the API's reason reaches the caller, and nothing went to the bucket
+    assert refused.value.status == 413
+    assert "more than a task can take" in str(refused.value)
+    assert [(seen.method, seen.path) for seen in api.requests] == [("POST", "/uploads")]
 
 
 def test_wait_downloads_a_large_result_from_its_link_without_credentials(api: FakeApi, fake_time: FakeTime) -> None:
