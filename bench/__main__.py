@@ -75,7 +75,16 @@ def main(argv: list[str] | None = None) -> None:
             worker_batch_size=args.worker_batch_size,
             worker_concurrency=args.worker_concurrency,
         )
-    results = report.build(machine(), cold, hot, local)
+    print("durable tasks...", flush=True)
+    from bench import durable as durable_bench
+
+    durable: dict[str, Any] = {
+        "hour_of_training": durable_bench.hour_of_training(),
+        "step_overhead_in_process": durable_bench.step_overhead_in_process(runs=3 if quick else 9),
+    }
+    if not args.no_local:
+        durable["step_overhead_local"] = durable_bench.step_overhead_local(runs=2 if quick else 7)
+    results = report.build(machine(), cold, hot, local, durable)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print()
     print(report.table(results))

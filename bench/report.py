@@ -30,7 +30,11 @@ def function_uses(local: dict[str, Any], tasks: int) -> dict[str, FunctionUse]:
 
 
 def build(
-    machine: dict[str, Any], cold: dict[str, Any], warm: dict[str, Any], local: dict[str, Any] | None
+    machine: dict[str, Any],
+    cold: dict[str, Any],
+    warm: dict[str, Any],
+    local: dict[str, Any] | None,
+    durable: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": machine,
@@ -101,6 +105,8 @@ def build(
                 },
             },
         }
+    if durable is not None:
+        results["durable"] = durable
     return results
 
 
@@ -188,4 +194,26 @@ def table(results: dict[str, Any]) -> str:
             "USD per million tasks by payload size (input and result each): "
             + ", ".join(f"{size} ${usd:.2f}" for size, usd in results["usd_per_million_tasks_by_payload"].items()),
         ]
+    if "durable" in results:
+        lines += ["", *_durable_lines(results["durable"])]
     return "\n".join(lines)
+
+
+def _durable_lines(durable: dict[str, Any]) -> list[str]:
+    hour = durable["hour_of_training"]
+    lines = ["durable tasks"]
+    if "step_overhead_in_process" in durable:
+        lines.append(
+            f"  ms per step, in process (SDK's test runner) {durable['step_overhead_in_process']['ms_per_step_median']:8.2f}"
+        )
+    if "step_overhead_local" in durable:
+        lines.append(
+            f"  ms per step, local stack                    {durable['step_overhead_local']['ms_per_step_median']:8.1f}"
+        )
+    lines += [
+        f"  a {hour['hours']:g} h train in {hour['step_minutes']:g}-minute steps at {hour['memory_mb']} MB: "
+        f"{hour['steps']} steps, {hour['invocations']} invocations, {hour['durable_operations']} durable operations",
+        f"  USD per task-hour  {hour['usd_per_task_hour']:.5f} (plain Lambda, were it allowed: "
+        f"{hour['usd_per_hour_plain_lambda']:.5f}; Fargate 0.25 vCPU 0.5 GB: {hour['usd_per_hour_fargate_0_25_vcpu_0_5_gb']:.5f})",
+    ]
+    return lines

@@ -227,3 +227,20 @@ def test_the_input_memory_probe_runs_the_task_as_the_worker_does_and_reports_its
     assert probe["status"] == "succeeded"
     assert probe["input_bytes"] > 80_000
     assert 30 < probe["baseline_mb"] <= probe["peak_mb"] < 200
+
+
+def test_an_hour_of_a_durable_training_run_costs_its_compute_and_each_steps_operations() -> None:
+    from bench.durable import DURABLE_PER_OPERATION, hour_of_training
+
+    # 4 hours of 10-minute steps at 900 s a invocation: one step an invocation (a second would not fit), so 24
+    # invocations, 24 steps and 23 suspensions, and the execution's start: 48 durable operations.
+    hour = hour_of_training(hours=4, step_minutes=10, worker_timeout=900, memory_mb=512, replay_seconds_per_step=0)
+
+    assert (hour["steps"], hour["invocations"], hour["durable_operations"]) == (24, 24, 48)
+    breakdown = hour["usd_per_task_hour_breakdown"]
+    assert breakdown["durable_operations"] == pytest.approx(48 * DURABLE_PER_OPERATION / 4, rel=1e-3)
+    # Compute is the whole of it but for a fraction of a percent: the same hour on plain Lambda, were it allowed.
+    assert breakdown["lambda_gb_seconds"] == pytest.approx(hour["usd_per_hour_plain_lambda"], rel=1e-3)
+    assert hour["usd_per_hour_plain_lambda"] < hour["usd_per_task_hour"] < 1.01 * hour["usd_per_hour_plain_lambda"]
+    # Two-minute steps fit several to an invocation.
+    assert hour_of_training(hours=1, step_minutes=2, worker_timeout=900)["invocations"] == 5
