@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, report, warm
+from bench import coldstart, first_invocation, report, warm
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -57,6 +57,15 @@ def main(argv: list[str] | None = None) -> None:
                 "million_instructions": counted["million_instructions"],
                 "instructions_ratio_to_bare": counted["ratio_to_bare"],
             }
+    print("cold starts with the first invocation...", flush=True)
+    first = first_invocation.run(runs=3 if quick else 15)
+    if shutil.which("valgrind") and not quick:
+        print("cold starts with the first invocation in instructions (valgrind)...", flush=True)
+        for name, counted in first_invocation.instructions().items():
+            first[name] |= {
+                "million_instructions": counted["million_instructions"],
+                "instructions_ratio_to_bare": counted["ratio_to_bare"],
+            }
     print("warm invocations...", flush=True)
     hot = warm.run(invocations=200 if quick else 2000)
     local = None
@@ -84,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     if not args.no_local:
         durable["step_overhead_local"] = durable_bench.step_overhead_local(runs=2 if quick else 7)
-    results = report.build(machine(), cold, hot, local, durable)
+    results = report.build(machine(), cold, hot, local, durable, first_invocation=first)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print()
     print(report.table(results))

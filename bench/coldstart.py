@@ -58,6 +58,7 @@ ENVIRONMENT = {
     "DURABLE_TASK_TIMEOUT": "86400",
     "DURABLE_RUNNER_ARN": "arn:aws:lambda:us-east-1:123456789012:function:bench-durable-runner:live",
     "IAM_OWNER": "Role",
+    "QUEUE_VISIBILITY_TIMEOUT": "360",
     "POWERTOOLS_SERVICE_NAME": "long-running-tasks",
     "POWERTOOLS_METRICS_NAMESPACE": "LongRunningTasks",
     "POWERTOOLS_LOG_LEVEL": "INFO",

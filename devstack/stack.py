@@ -352,6 +352,10 @@ class LocalStack:
                     logger.warning("%s differs between functions; %s's value %r wins", key, spec.name, value)
                 union[key] = value
         union.update({key: os.environ[key] for key in PASSTHROUGH_VARIABLES if key in os.environ})
+        if self._visibility_timeout is not None:
+            # The worker's heartbeat reads the queue's visibility timeout from its settings, as deployed from the
+            # template: here, the override the queues were created with.
+            union["QUEUE_VISIBILITY_TIMEOUT"] = str(self._visibility_timeout)
         union.update(self._env)
         return union
 

@@ -41,6 +41,7 @@ LAMBDA_ENVIRONMENT = {
     "WEBHOOK_RETRY_SCHEDULE": "1,2",
     "DURABLE_RUNNER_ARN": "arn:aws:lambda:us-east-1:123456789012:function:durable-runner:live",
     "WORKER_TIMEOUT": "60",
+    "QUEUE_VISIBILITY_TIMEOUT": "360",
     "DURABLE_TASK_TIMEOUT": "86400",
 }
 os.environ.update(LAMBDA_ENVIRONMENT)

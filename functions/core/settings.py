@@ -87,6 +87,8 @@ class WorkerSettings(Settings, frozen=True):
     max_receive_count: int
     # The durable runner's alias, where durable tasks' executions are started.
     durable_runner_arn: str
+    # The task queue's VisibilityTimeout (template.yaml's, or the local stack's override), in seconds.
+    queue_visibility_timeout: int
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
@@ -95,6 +97,7 @@ class WorkerSettings(Settings, frozen=True):
             queue_url=_required("QUEUE_URL"),
             max_receive_count=_positive_int("MAX_RECEIVE_COUNT"),
             durable_runner_arn=_required("DURABLE_RUNNER_ARN"),
+            queue_visibility_timeout=_positive_int("QUEUE_VISIBILITY_TIMEOUT"),
         )
 
 

@@ -60,6 +60,8 @@ def test_the_worker_starts_the_runner_by_its_alias_and_each_runner_invocation_la
     assert app.functions["WorkerFunction"].environment["DURABLE_RUNNER_ARN"] == (
         "arn:aws:lambda:us-east-1:123456789012:function:local-durable-runner:live"
     )
+    # AND the worker's heartbeat knows the task queue's visibility timeout: six of its 30 s
+    assert app.functions["WorkerFunction"].environment["QUEUE_VISIBILITY_TIMEOUT"] == "180"
 
 
 def test_the_durable_execution_ends_rule_queues_the_runners_unfinished_ends_only() -> None:

@@ -647,6 +647,9 @@ def test_template_visibility_timeout_is_six_worker_timeouts_for_every_allowed_ti
     assert max(timeouts) == 900  # Lambda's limit
     mapping = sam_template["Mappings"]["QueueVisibility"]
     assert {int(key): value["Seconds"] for key, value in mapping.items()} == {t: 6 * t for t in timeouts}
+    # The worker's heartbeat knows the same timeout from its settings, without asking SQS at its cold start.
+    worker_variables = resources["WorkerFunction"]["Properties"]["Environment"]["Variables"]
+    assert worker_variables["QUEUE_VISIBILITY_TIMEOUT"] == resources["TaskQueue"]["Properties"]["VisibilityTimeout"]
 
 
 def test_template_dead_letter_consumer_looks_again_after_its_own_timeout(resources: dict[str, Any]) -> None:

@@ -14,13 +14,6 @@ import botocore
 import botocore.session
 from botocore.config import Config
 
-from core.adapters.dynamodb_store import DynamoTaskStore
-from core.adapters.executions import LambdaDurableExecutions
-from core.adapters.payloads import S3PayloadStore
-from core.adapters.publishers import EventBridgePublisher, SqsDeadLetters, SqsDeliveryQueue, SqsRetryQueue
-from core.adapters.queue import SqsTaskQueue
-from core.services.events import Notifier
-from core.services.webhooks import WebhookSender
 from core.settings import (
     notifier_settings,
     result_settings,
@@ -30,12 +23,21 @@ from core.settings import (
     worker_settings,
 )
 
+# Each factory imports its adapter itself: a function imports the adapters it builds and no others, which keeps
+# every function's first invocation within 1.12x of a bare boto3 handler's (bench/first_invocation.py).
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
+
+    from core.adapters.dynamodb_store import DynamoTaskStore
+    from core.adapters.executions import LambdaDurableExecutions
+    from core.adapters.payloads import S3PayloadStore
+    from core.adapters.queue import SqsTaskQueue
+    from core.services.events import Notifier
+    from core.services.webhooks import WebhookSender
 
 logger = logging.getLogger(__name__)
 
@@ -122,34 +124,47 @@ def secretsmanager_client() -> SecretsManagerClient:
 
 @lru_cache(maxsize=1)
 def task_store() -> DynamoTaskStore:
+    from core.adapters.dynamodb_store import DynamoTaskStore
+
     return DynamoTaskStore(settings().table_name, dynamodb_client())
 
 
 @lru_cache(maxsize=1)
 def payload_store() -> S3PayloadStore:
+    from core.adapters.payloads import S3PayloadStore
+
     return S3PayloadStore(settings().payload_bucket, s3_client)
 
 
 @lru_cache(maxsize=1)
 def task_queue() -> SqsTaskQueue:
-    return SqsTaskQueue(submit_settings().queue_url, sqs_client())
+    from core.adapters.queue import SqsTaskQueue
+
+    return SqsTaskQueue(submit_settings().queue_url, sqs_client)
 
 
 @lru_cache(maxsize=1)
 def deferral_queue() -> SqsTaskQueue:
     """The task queue as the worker sees it: where a batch's messages that cannot run in time go back."""
-    return SqsTaskQueue(worker_settings().queue_url, sqs_client())
+    from core.adapters.queue import SqsTaskQueue
+
+    config = worker_settings()
+    return SqsTaskQueue(config.queue_url, sqs_client, visibility_timeout=config.queue_visibility_timeout)
 
 
 @lru_cache(maxsize=1)
 def durable_executions() -> LambdaDurableExecutions:
     """Durable tasks' executions, as the worker starts them on the runner's alias."""
+    from core.adapters.executions import LambdaDurableExecutions
+
     return LambdaDurableExecutions(worker_settings().durable_runner_arn, lambda_client)
 
 
 @lru_cache(maxsize=1)
 def execution_control() -> LambdaDurableExecutions:
     """Durable tasks' executions, as the result function stops and reads them (by execution ARN: no function named)."""
+    from core.adapters.executions import LambdaDurableExecutions
+
     return LambdaDurableExecutions("", lambda_client)
 
 
@@ -172,6 +187,9 @@ def listing_secret() -> bytes:
 @lru_cache(maxsize=1)
 def notifier() -> Notifier:
     """The notifier's events and deliveries; with TaskEvents Disabled no EventBridge client is built."""
+    from core.adapters.publishers import EventBridgePublisher, SqsDeadLetters, SqsDeliveryQueue
+    from core.services.events import Notifier
+
     config = notifier_settings()
     publisher = None
     if config.events_enabled:
@@ -192,6 +210,9 @@ def webhook_secret() -> str:
 
 @lru_cache(maxsize=1)
 def webhook_sender() -> WebhookSender:
+    from core.adapters.publishers import SqsRetryQueue
+    from core.services.webhooks import WebhookSender
+
     config = webhook_settings()
     return WebhookSender(
         webhook_secret,

@@ -4,7 +4,7 @@ QueueUnavailable."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
@@ -61,9 +61,17 @@ class MessageVisibility(Protocol):
 
 
 class SqsTaskQueue:
-    def __init__(self, queue_url: str, client: SQSClient) -> None:
+    """`client` is built on first use: a worker invocation whose tasks neither wait nor run long never sends to the
+    queue, and does not pay for SQS's client at its cold start."""
+
+    def __init__(self, queue_url: str, client: Callable[[], SQSClient], visibility_timeout: float = 0.0) -> None:
         self._queue_url = queue_url
-        self._client = client
+        self._client_factory = client
+        self._visibility_timeout = visibility_timeout
+
+    @cached_property
+    def _client(self) -> SQSClient:
+        return self._client_factory()
 
     def send(self, message: TaskMessage, delay_seconds: int = 0) -> None:
         """`delay_seconds`: hidden from the worker for that long (SQS allows up to 900)."""
@@ -95,16 +103,12 @@ class SqsTaskQueue:
             unsent.update(chunk[int(failed["Id"])].task_id for failed in response.get("Failed", []))
         return unsent
 
-    @cached_property
+    @property
     def visibility_timeout(self) -> float:
-        """Read from the queue itself (once per container): the template's value, or the local stack's override."""
-        try:
-            attributes = self._client.get_queue_attributes(
-                QueueUrl=self._queue_url, AttributeNames=["VisibilityTimeout"]
-            )
-        except AwsError as error:
-            raise QueueUnavailable("the task queue is unavailable; try again") from error
-        return float(attributes["Attributes"]["VisibilityTimeout"])
+        """The queue's visibility timeout, as the function's settings give it (the worker's alone need it)."""
+        if self._visibility_timeout <= 0:
+            raise QueueUnavailable("the task queue's visibility timeout is not configured")
+        return self._visibility_timeout
 
     def keep_hidden(self, receipt_handle: str, seconds: float) -> None:
         try:
