@@ -334,3 +334,24 @@ def test_the_api_functions_validate_every_task_without_importing_its_packages() 
     # THEN numpy, which only the worker's layer packages, was never imported
     outcome = json.loads(run.stdout.splitlines()[-1])
     assert outcome == {"statuses": [422, 422, 200, 400, 400], "numpy": False}
+
+
+def test_openapi_document_describes_problems_as_they_answer(aws: LocalResources) -> None:
+    import jsonschema
+
+    # GIVEN the document and a real 422 for an input with more wrong fields than an answer lists
+    _, _, document = call(submit_handler, http_event("GET", "/openapi.json"))
+    wrong = {f"unknown_{n}": n for n in range(60)} | {"x": 1, "y": 2}
+    code, _, problem = call(submit_handler, http_event("POST", "/multiply", wrong))
+
+    # THEN the answer is what the document's Problem says, errors and errors_omitted included
+    assert code == 422
+    schema = document["components"]["responses"]["Problem"]["content"]["application/problem+json"]["schema"]
+    jsonschema.validate(problem, schema)
+    assert {"errors", "errors_omitted"} <= set(schema["properties"])
+    assert problem["errors_omitted"] == 60 - len(problem["errors"])
+    # AND every operation on a caller's tasks says it may answer 403 (a token that names nobody)
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method != "parameters" and path != "/openapi.json":
+                assert "403" in operation["responses"], (path, method)

@@ -9,6 +9,7 @@ import msgspec
 from core.adapters.payloads import UPLOAD_URL_SECONDS, InputLimit
 from core.domain.listing import DEFAULT_LIMIT, MAX_EXAMINED, MAX_LIMIT
 from core.domain.records import TaskStatus
+from core.errors import MAX_FIELD_ERRORS
 from core.http.api import MAX_BODY_BYTES, UPLOADS_ROUTE
 from core.registry import tasks
 from core.services.tasks import MAX_IDEMPOTENCY_KEY_LENGTH, UPLOAD_HEADER, UPLOAD_SIZE_FIELD
@@ -278,6 +279,7 @@ def openapi_document(limit: InputLimit) -> dict[str, Any]:
                 },
             },
         }
+    _add_forbidden(paths)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -301,6 +303,29 @@ def openapi_document(limit: InputLimit) -> dict[str, Any]:
                                     "title": {"type": "string"},
                                     "status": {"type": "integer"},
                                     "detail": {"type": "string"},
+                                    "errors": {
+                                        "description": f"422: each wrong field, at most {MAX_FIELD_ERRORS}",
+                                        "type": "array",
+                                        "maxItems": MAX_FIELD_ERRORS,
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["field", "message", "type"],
+                                            "properties": {
+                                                "field": {"type": "string"},
+                                                "message": {"type": "string"},
+                                                "type": {"type": "string"},
+                                            },
+                                        },
+                                    },
+                                    "errors_omitted": {
+                                        "description": "422: how many more fields were wrong",
+                                        "type": "integer",
+                                        "minimum": 1,
+                                    },
+                                    "request_id": {
+                                        "description": "500, 503: the request's id in the function's log",
+                                        "type": "string",
+                                    },
                                 },
                             }
                         }
@@ -309,3 +334,14 @@ def openapi_document(limit: InputLimit) -> dict[str, Any]:
             },
         },
     }
+
+
+def _add_forbidden(paths: dict[str, Any]) -> None:
+    """Every operation that reads who calls (all but the document itself) answers 403 to a token that names nobody
+    (a JWT without `sub`)."""
+    for path, operations in paths.items():
+        if path == "/openapi.json":
+            continue
+        for operation in operations.values():
+            if isinstance(operation, dict) and "responses" in operation:  # not a path item's shared `parameters`
+                operation["responses"].setdefault("403", _PROBLEM)
